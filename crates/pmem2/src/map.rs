@@ -1,0 +1,476 @@
+//! Mappings: creation with libpmem2's checks, persistence, and release.
+//!
+//! # Safety
+//! A [`Mapping`] owns `[addr, addr + reserved_len)` exclusively from creation until it is
+//! dropped, unmapped or turned into a [`ReservedRange`]. Every raw access below is bounds
+//! checked against `content_len` first.
+#![allow(unsafe_code)]
+
+use crate::config::{Config, Granularity, Protection, Sharing};
+use crate::error::{Error, ErrorKind, Result};
+use crate::granularity;
+use crate::persist;
+use crate::source::{FileType, Source, SourceKind};
+use crate::sys;
+use crate::sysfs::Sysfs;
+use std::ptr::NonNull;
+
+const MIB: usize = 1 << 20;
+const GIB: usize = 1 << 30;
+
+/// Which API form is mapping; they differ only in defaults and one error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `pmem2_map_new`: granularity required, protection READ|WRITE, EACCES → NO_ACCESS.
+    Modern,
+    /// API 1.0 `pmem2_map`: granularity PAGE, protection from the fd, EACCES stays -EACCES.
+    Seed,
+}
+
+/// A mapped range of a [`Source`] (`struct pmem2_map`). Dropping it unmaps it.
+///
+/// ```
+/// use pmem2::{Config, Granularity, Mapping, Source};
+/// let file = tempfile::tempfile()?;
+/// file.set_len(1 << 20)?;
+/// let mut config = Config::new();
+/// config.set_required_store_granularity(Granularity::Page);
+/// let map = Mapping::new(&config, &Source::from_fd(&file)?)?;
+/// map.write(0, b"hello")?;
+/// map.persist(0, 5)?;
+/// let mut back = [0u8; 5];
+/// map.read(0, &mut back)?;
+/// assert_eq!(&back, b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+#[doc(alias = "pmem2_map")]
+pub struct Mapping {
+    addr: NonNull<u8>,
+    content_len: usize,
+    reserved_len: usize,
+    granularity: Granularity,
+    map_sync: bool,
+    sharing: Sharing,
+    protection: Protection,
+    file_type: Option<FileType>,
+}
+
+// SAFETY: a Mapping is an address range plus plain metadata. Its methods either make
+// system calls on the range or copy through raw pointers after bounds checks; none relies on
+// thread-local state. Concurrent stores to the same bytes are the caller's to order, as with
+// any shared memory.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `&Mapping` methods never mutate the struct itself.
+unsafe impl Sync for Mapping {}
+
+/// The alignment of the address a mapping is placed at: 2 MiB, or 1 GiB for mappings of
+/// 2 GiB and more, so the kernel can use huge pages on DAX (libpmem2 `get_map_alignment`).
+fn placement_alignment(len: usize, source_alignment: usize) -> usize {
+    let align = if len >= 2 * GIB { GIB } else { 2 * MIB };
+    align.max(source_alignment)
+}
+
+fn round_up(value: usize, align: usize) -> Option<usize> {
+    Some(value.checked_add(align - 1)? & !(align - 1))
+}
+
+impl Mapping {
+    /// Maps `source` as `config` describes (`pmem2_map_new`), with libpmem2's order of checks.
+    ///
+    /// # Errors
+    /// In this order: [`ErrorKind::GranularityNotSet`]; source alignment and size errors
+    /// (such as [`ErrorKind::InvalidFileHandle`] for a closed fd); [`ErrorKind::OffsetUnaligned`];
+    /// [`ErrorKind::SrcDevdaxPrivate`]; [`ErrorKind::SourceEmpty`]; [`ErrorKind::LengthUnaligned`];
+    /// [`ErrorKind::MapRange`] (also for an offset equal to the source size with length 0,
+    /// where libpmem2 returns a bare `-EINVAL`); mmap failures ([`ErrorKind::NoAccess`] for
+    /// EACCES, [`ErrorKind::MappingExists`] for EEXIST, [`ErrorKind::Os`] otherwise);
+    /// [`ErrorKind::GranularityNotSupported`] when the platform only offers a coarser
+    /// granularity than required.
+    #[doc(alias = "pmem2_map_new")]
+    pub fn new(config: &Config, source: &Source) -> Result<Mapping> {
+        Mapping::create(config, source, Form::Modern)
+    }
+
+    pub(crate) fn create(config: &Config, source: &Source, form: Form) -> Result<Mapping> {
+        let required = match (config.granularity, form) {
+            (Some(g), _) => g,
+            (None, Form::Seed) => Granularity::Page,
+            (None, Form::Modern) => {
+                return Err(Error::new(
+                    ErrorKind::GranularityNotSet,
+                    "please define the max granularity requested for the mapping (set_required_store_granularity)",
+                ))
+            }
+        };
+        let alignment = source.alignment()?;
+        source.verify_fd_identity()?;
+        let source_len = source.size()?;
+        let offset = config.offset;
+        if !offset.is_multiple_of(alignment as u64) {
+            return Err(Error::new(
+                ErrorKind::OffsetUnaligned,
+                format!("offset {offset} is not a multiple of {alignment}"),
+            ));
+        }
+        let (fd, file_type) = match source.kind {
+            SourceKind::Anon { .. } => (None, None),
+            SourceKind::Fd { fd, file_type, .. } => (Some(fd), Some(file_type)),
+        };
+        // Anonymous sources ignore the offset for mapping but still count it in the range check.
+        let file_offset = if fd.is_some() { offset } else { 0 };
+        let protection = match (config.protection, form, fd) {
+            (Some(p), _, _) => p,
+            (None, Form::Seed, Some(fd)) if sys::access_mode(fd)? == sys::AccessMode::ReadOnly => Protection::READ,
+            (None, _, _) => Protection::READ | Protection::WRITE,
+        };
+        if file_type == Some(FileType::DeviceDax) && config.sharing == Sharing::Private {
+            return Err(Error::new(
+                ErrorKind::SrcDevdaxPrivate,
+                "device DAX does not support mapping with MAP_PRIVATE",
+            ));
+        }
+        let content_len = validate_range(config, source_len, alignment)?;
+        let content_len = usize::try_from(content_len).map_err(|_| {
+            Error::new(
+                ErrorKind::MapRange,
+                format!("length {content_len} does not fit in the address space"),
+            )
+        })?;
+        let page = sys::page_size();
+        let reserved_len = round_up(content_len, page).ok_or_else(|| {
+            Error::new(
+                ErrorKind::MapRange,
+                format!("length {content_len} does not fit in the address space"),
+            )
+        })?;
+
+        let addr = sys::reserve_aligned(reserved_len, placement_alignment(reserved_len, alignment))?;
+        let request = sys::FixedMap {
+            addr,
+            len: content_len,
+            prot: sys::prot_bits(
+                protection.contains(Protection::READ),
+                protection.contains(Protection::WRITE),
+                protection.contains(Protection::EXEC),
+            ),
+            private: config.sharing == Sharing::Private,
+            fd,
+            offset: file_offset,
+        };
+        // SAFETY: `addr` is the placeholder reserved just above and owned by this function.
+        let map_sync = match unsafe { sys::map_file_fixed(&request) } {
+            Ok(map_sync) => map_sync,
+            Err(errno) => {
+                // SAFETY: the placeholder is still ours and nothing refers to it.
+                let _ = unsafe { sys::unmap(addr, reserved_len) };
+                return Err(mmap_error(errno, form));
+            }
+        };
+        let mut mapping = Mapping {
+            addr,
+            content_len,
+            reserved_len,
+            granularity: Granularity::Page,
+            map_sync,
+            sharing: config.sharing,
+            protection,
+            file_type,
+        };
+        let available = match fd {
+            None => Granularity::Byte,
+            Some(_) => granularity::available(
+                Sysfs::from_env().platform_has_eadr(),
+                map_sync,
+                config.sharing,
+                granularity::forced_granularity(),
+            ),
+        };
+        if available > required {
+            // Dropping `mapping` unmaps it.
+            return Err(Error::new(
+                ErrorKind::GranularityNotSupported,
+                format!(
+                    "requested granularity {} not available (this mapping offers {}) because {}",
+                    granularity::name(required),
+                    granularity::name(available),
+                    granularity::unavailable_reason(available)
+                ),
+            ));
+        }
+        mapping.granularity = available;
+        Ok(mapping)
+    }
+
+    /// The start address (aligned to at least 2 MiB).
+    #[doc(alias = "pmem2_map_get_address")]
+    pub fn address(&self) -> *mut u8 {
+        self.addr.as_ptr()
+    }
+
+    /// The mapped length in bytes; not always a page multiple (length 0 over an odd-sized file).
+    #[doc(alias = "pmem2_map_get_size")]
+    pub fn size(&self) -> usize {
+        self.content_len
+    }
+
+    /// The effective store granularity: what `persist` must do for stores to be durable.
+    #[doc(alias = "pmem2_map_get_store_granularity")]
+    pub fn store_granularity(&self) -> Granularity {
+        self.granularity
+    }
+
+    /// Whether the kernel granted `MAP_SYNC` (a DAX file: metadata is always durable).
+    pub fn map_sync(&self) -> bool {
+        self.map_sync
+    }
+
+    /// The sharing mode the mapping was made with.
+    pub fn sharing(&self) -> Sharing {
+        self.sharing
+    }
+
+    /// The protection the mapping was made with.
+    pub fn protection(&self) -> Protection {
+        self.protection
+    }
+
+    /// The file type of an fd mapping, `None` for an anonymous one.
+    pub fn file_type(&self) -> Option<FileType> {
+        self.file_type
+    }
+
+    /// The start of `[offset, offset + len)` after checking it lies inside the mapping.
+    pub(crate) fn checked_range(&self, offset: usize, len: usize) -> Result<*mut u8> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.content_len => Ok(self.addr.as_ptr().wrapping_add(offset)),
+            _ => Err(Error::new(
+                ErrorKind::LengthOutOfRange,
+                format!(
+                    "range at offset {offset} of length {len} exceeds the mapping size {}",
+                    self.content_len
+                ),
+            )),
+        }
+    }
+
+    /// Flushes `[offset, offset+len)` and waits until it is durable (flush + drain).
+    ///
+    /// PAGE: `msync(MS_SYNC)` of the page-aligned range; CACHE_LINE: cache-line flushes and a
+    /// fence; BYTE: a fence.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LengthOutOfRange`] outside the mapping; [`ErrorKind::Os`] if msync fails
+    /// (libpmem2 aborts the process instead).
+    #[doc(alias = "pmem2_get_persist_fn")]
+    pub fn persist(&self, offset: usize, len: usize) -> Result<()> {
+        self.flush(offset, len)?;
+        if self.granularity != Granularity::Page {
+            persist::fence();
+        }
+        Ok(())
+    }
+
+    /// Starts making `[offset, offset+len)` durable; [`Mapping::drain`] completes it. For
+    /// PAGE mappings this is already the full msync.
+    ///
+    /// # Errors
+    /// As [`Mapping::persist`].
+    #[doc(alias = "pmem2_get_flush_fn")]
+    pub fn flush(&self, offset: usize, len: usize) -> Result<()> {
+        let start = self.checked_range(offset, len)?;
+        match self.granularity {
+            Granularity::Page => self.msync_range(start, len),
+            // A flush of a page without read access would fault, and such a mapping cannot
+            // have stored anything itself.
+            Granularity::CacheLine if self.protection.intersects(Protection::READ | Protection::WRITE) => {
+                persist::flush_lines(start, len);
+                Ok(())
+            }
+            Granularity::CacheLine => Ok(()),
+            Granularity::Byte => Ok(()),
+        }
+    }
+
+    /// Waits for earlier flushes to complete (a store fence; nothing for PAGE mappings).
+    #[doc(alias = "pmem2_get_drain_fn")]
+    pub fn drain(&self) {
+        if self.granularity != Granularity::Page {
+            persist::fence();
+        }
+    }
+
+    fn msync_range(&self, start: *mut u8, len: usize) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let page = sys::page_size();
+        let base = self.addr.as_ptr() as usize;
+        let from = (start as usize) & !(page - 1);
+        let to = (start as usize + len).min(base + self.reserved_len);
+        // SAFETY: `from` is page aligned and not below `base` (itself page aligned), and
+        // `to` is within the reservation this mapping owns.
+        unsafe { sys::msync(from as *const u8, to - from) }
+    }
+
+    /// Copies `buf.len()` bytes at `offset` out of the mapping.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NoAccess`] without READ protection; [`ErrorKind::LengthOutOfRange`].
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.require(Protection::READ, "read")?;
+        let src = self.checked_range(offset, buf.len())?;
+        // SAFETY: the range is inside the mapping and readable; `buf` is a distinct
+        // exclusive borrow, so the regions do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// Copies `data` into the mapping at `offset` (plain stores; call `persist` after).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NoAccess`] without WRITE protection; [`ErrorKind::LengthOutOfRange`].
+    pub fn write(&self, offset: usize, data: &[u8]) -> Result<()> {
+        self.require(Protection::WRITE, "write")?;
+        let dst = self.checked_range(offset, data.len())?;
+        // SAFETY: the range is inside the mapping and writable; `copy` tolerates `data`
+        // being a view of this same mapping.
+        unsafe { std::ptr::copy(data.as_ptr(), dst, data.len()) };
+        Ok(())
+    }
+
+    fn require(&self, needed: Protection, what: &str) -> Result<()> {
+        if self.protection.contains(needed) {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::NoAccess,
+            format!("cannot {what}: the mapping's protection is {:?}", self.protection),
+        ))
+    }
+
+    /// Unmaps now, reporting a failure (dropping the mapping unmaps silently).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] if munmap fails.
+    #[doc(alias = "pmem2_map_delete")]
+    pub fn unmap(self) -> Result<()> {
+        let (addr, len) = (self.addr, self.reserved_len);
+        std::mem::forget(self);
+        // SAFETY: the mapping owned the range and has been forgotten, so nothing else frees it.
+        unsafe { sys::unmap(addr, len) }
+    }
+
+    /// Releases the file at once but keeps the address range reserved, backed by private
+    /// zero pages, until the returned [`ReservedRange`] is dropped.
+    ///
+    /// For runtimes that cannot revoke every pointer into the mapping immediately (such as
+    /// JavaScript ArrayBuffers moved by `transfer()`): a late access reads or writes harmless
+    /// anonymous memory instead of faulting or reaching a mapping made later at the same address.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] if the range could not be replaced; the mapping is then unmapped.
+    pub fn release_file(self) -> Result<ReservedRange> {
+        let (addr, len) = (self.addr, self.reserved_len);
+        std::mem::forget(self);
+        // SAFETY: the mapping owned the range and has been forgotten.
+        match unsafe { sys::replace_with_anonymous(addr, len) } {
+            Ok(()) => Ok(ReservedRange { addr, len }),
+            Err(err) => {
+                // SAFETY: still ours; unmapping is the only remaining way to release the file.
+                let _ = unsafe { sys::unmap(addr, len) };
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping owns its range and is going away.
+        let _ = unsafe { sys::unmap(self.addr, self.reserved_len) };
+    }
+}
+
+/// An address range kept reserved after [`Mapping::release_file`]; unmapped on drop.
+#[derive(Debug)]
+pub struct ReservedRange {
+    addr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: only an address range; dropping it from any thread is fine.
+unsafe impl Send for ReservedRange {}
+// SAFETY: it has no `&self` methods that touch memory.
+unsafe impl Sync for ReservedRange {}
+
+impl ReservedRange {
+    /// The start of the range.
+    pub fn address(&self) -> *mut u8 {
+        self.addr.as_ptr()
+    }
+
+    /// The length of the range in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the range is empty (never, for a range from a mapping).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for ReservedRange {
+    fn drop(&mut self) {
+        // SAFETY: the range was handed over by a Mapping and is owned by this value.
+        let _ = unsafe { sys::unmap(self.addr, self.len) };
+    }
+}
+
+/// libpmem2's `pmem2_config_validate_length`, then the content length.
+fn validate_range(config: &Config, source_len: u64, alignment: usize) -> Result<u64> {
+    if source_len == 0 {
+        return Err(Error::new(ErrorKind::SourceEmpty, "file length is equal 0"));
+    }
+    let (offset, length) = (config.offset, config.length);
+    if !length.is_multiple_of(alignment as u64) {
+        return Err(Error::new(
+            ErrorKind::LengthUnaligned,
+            format!("length {length} is not a multiple of {alignment}"),
+        ));
+    }
+    let end = offset.checked_add(length).ok_or_else(|| {
+        Error::new(
+            ErrorKind::MapRange,
+            format!("overflow of offset {offset} and length {length}"),
+        )
+    })?;
+    if end > source_len {
+        return Err(Error::new(
+            ErrorKind::MapRange,
+            format!("mapping larger than file size: offset {offset} + length {length} > {source_len}"),
+        ));
+    }
+    let content = if length != 0 { length } else { source_len - offset };
+    if content == 0 {
+        // libpmem2 lets mmap fail here with -EINVAL; a range error says what is wrong.
+        return Err(Error::new(
+            ErrorKind::MapRange,
+            format!("offset {offset} equals the file size: nothing left to map"),
+        ));
+    }
+    Ok(content)
+}
+
+fn mmap_error(errno: i32, form: Form) -> Error {
+    match (errno, form) {
+        (libc::EACCES, Form::Modern) => Error::new(
+            ErrorKind::NoAccess,
+            "mmap: Permission denied (the fd's access mode or the file's attributes forbid this protection)",
+        ),
+        (libc::EOPNOTSUPP, _) => Error::new(ErrorKind::NotSupported, "mmap: Operation not supported"),
+        (libc::EEXIST, _) => Error::new(ErrorKind::MappingExists, "mmap: File exists"),
+        _ => Error::os(errno, "mmap"),
+    }
+}

@@ -1,0 +1,246 @@
+/*
+ * oracle: runs mapping scenarios through the system's libpmem2 and prints what it returned,
+ * so pmem2 (the Rust crate) can be compared with it line by line.
+ *
+ * Input, one scenario per line on stdin (blank lines and lines starting with '#' are skipped):
+ *
+ *     ID SOURCE OFFSET LENGTH GRANULARITY SHARING PROTECTION
+ *
+ *   ID           any word without spaces, echoed back
+ *   SOURCE       anon:SIZE            pmem2_source_from_anon(SIZE)
+ *                fd:MODE:PATH         pmem2_source_from_fd(fd) where fd comes from MODE:
+ *                  rdwr rdonly wronly   open(PATH, O_RDWR / O_RDONLY / O_WRONLY)
+ *                  append               open(PATH, O_RDWR | O_APPEND)
+ *                  nonblock             open(PATH, O_RDONLY | O_NONBLOCK)   (FIFOs)
+ *                  path                 open(PATH, O_PATH)
+ *                  socket               socket(AF_UNIX, SOCK_STREAM, 0)    (PATH ignored)
+ *                  neg                  the fd -1
+ *                  closed               open(PATH, O_RDWR), then close it before from_fd
+ *                  closed_after         open(PATH, O_RDWR), from_fd, then close it
+ *   OFFSET       decimal u64, passed to pmem2_config_set_offset
+ *   LENGTH       decimal u64, passed to pmem2_config_set_length
+ *   GRANULARITY  byte | cache_line | page | unset (unset: the setter is not called)
+ *   SHARING      shared | private
+ *   PROTECTION   letters from "rwx", or "none"
+ *
+ * Output, one line per scenario:
+ *
+ *     ID src=RC size=RC:VALUE align=RC:VALUE off=RC map=RC msize=VALUE gran=GRANULARITY
+ *
+ * RC is a libpmem2 return code (0, -errno or PMEM2_E_*). A field that was not reached is "-":
+ * size and align are only asked for when the source was created, msize and gran only when
+ * pmem2_map_new succeeded. "open" failing prints "src=open:-ERRNO".
+ * PMEM2_FORCE_GRANULARITY in the environment is honoured by libpmem2 itself.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libpmem2.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char *gran_name(enum pmem2_granularity g)
+{
+	switch (g) {
+	case PMEM2_GRANULARITY_BYTE:
+		return "byte";
+	case PMEM2_GRANULARITY_CACHE_LINE:
+		return "cache_line";
+	case PMEM2_GRANULARITY_PAGE:
+		return "page";
+	}
+	return "?";
+}
+
+static int parse_gran(const char *s, enum pmem2_granularity *g)
+{
+	if (!strcmp(s, "byte"))
+		*g = PMEM2_GRANULARITY_BYTE;
+	else if (!strcmp(s, "cache_line"))
+		*g = PMEM2_GRANULARITY_CACHE_LINE;
+	else if (!strcmp(s, "page"))
+		*g = PMEM2_GRANULARITY_PAGE;
+	else if (!strcmp(s, "unset"))
+		return 0;
+	else
+		return -1;
+	return 1;
+}
+
+static int parse_prot(const char *s, unsigned *prot)
+{
+	*prot = PMEM2_PROT_NONE;
+	if (!strcmp(s, "none"))
+		return 0;
+	for (; *s; s++) {
+		if (*s == 'r')
+			*prot |= PMEM2_PROT_READ;
+		else if (*s == 'w')
+			*prot |= PMEM2_PROT_WRITE;
+		else if (*s == 'x')
+			*prot |= PMEM2_PROT_EXEC;
+		else
+			return -1;
+	}
+	return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-')
+		return -1;
+	*v = x;
+	return 0;
+}
+
+/* Opens the fd for MODE; returns -2 (and sets *open_err) if opening failed. */
+static int open_fd(const char *mode, const char *path, int *open_err)
+{
+	int fd = -2;
+	if (!strcmp(mode, "rdwr") || !strcmp(mode, "closed") || !strcmp(mode, "closed_after"))
+		fd = open(path, O_RDWR);
+	else if (!strcmp(mode, "rdonly"))
+		fd = open(path, O_RDONLY);
+	else if (!strcmp(mode, "wronly"))
+		fd = open(path, O_WRONLY);
+	else if (!strcmp(mode, "append"))
+		fd = open(path, O_RDWR | O_APPEND);
+	else if (!strcmp(mode, "nonblock"))
+		fd = open(path, O_RDONLY | O_NONBLOCK);
+	else if (!strcmp(mode, "path"))
+		fd = open(path, O_PATH);
+	else if (!strcmp(mode, "socket"))
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	else if (!strcmp(mode, "neg"))
+		return -1;
+	else {
+		fprintf(stderr, "oracle: unknown fd mode '%s'\n", mode);
+		exit(2);
+	}
+	if (fd < 0) {
+		*open_err = errno;
+		return -2;
+	}
+	if (!strcmp(mode, "closed"))
+		close(fd);
+	return fd;
+}
+
+static void run(char *line)
+{
+	char *id = strtok(line, " \t\n");
+	if (!id || id[0] == '#')
+		return;
+	char *source = strtok(NULL, " \t\n");
+	char *offset_s = strtok(NULL, " \t\n");
+	char *length_s = strtok(NULL, " \t\n");
+	char *gran_s = strtok(NULL, " \t\n");
+	char *sharing_s = strtok(NULL, " \t\n");
+	char *prot_s = strtok(NULL, " \t\n");
+	uint64_t offset, length, anon_size = 0;
+	enum pmem2_granularity gran = PMEM2_GRANULARITY_PAGE;
+	unsigned prot;
+	int gran_set;
+	if (!prot_s || parse_u64(offset_s, &offset) || parse_u64(length_s, &length) ||
+	    (gran_set = parse_gran(gran_s, &gran)) < 0 || parse_prot(prot_s, &prot) ||
+	    (strcmp(sharing_s, "shared") && strcmp(sharing_s, "private"))) {
+		fprintf(stderr, "oracle: malformed scenario '%s'\n", id);
+		exit(2);
+	}
+
+	struct pmem2_source *src = NULL;
+	int fd = -1, close_after = 0, rc;
+	if (!strncmp(source, "anon:", 5)) {
+		if (parse_u64(source + 5, &anon_size)) {
+			fprintf(stderr, "oracle: bad anon size in '%s'\n", id);
+			exit(2);
+		}
+		rc = pmem2_source_from_anon(&src, (size_t)anon_size);
+	} else if (!strncmp(source, "fd:", 3)) {
+		char *mode = source + 3;
+		char *path = strchr(mode, ':');
+		if (!path) {
+			fprintf(stderr, "oracle: bad fd source in '%s'\n", id);
+			exit(2);
+		}
+		*path++ = '\0';
+		int open_err = 0;
+		fd = open_fd(mode, path, &open_err);
+		if (fd == -2) {
+			printf("%s src=open:%d size=- align=- off=- map=- msize=- gran=-\n", id, -open_err);
+			return;
+		}
+		close_after = !strcmp(mode, "closed_after");
+		rc = pmem2_source_from_fd(&src, fd);
+		if (close_after)
+			close(fd);
+	} else {
+		fprintf(stderr, "oracle: unknown source '%s' in '%s'\n", source, id);
+		exit(2);
+	}
+
+	printf("%s src=%d", id, rc);
+	if (rc != 0) {
+		printf(" size=- align=- off=- map=- msize=- gran=-\n");
+		goto out;
+	}
+
+	size_t size = 0, align = 0;
+	rc = pmem2_source_size(src, &size);
+	if (rc)
+		printf(" size=%d:-", rc);
+	else
+		printf(" size=0:%zu", size);
+	rc = pmem2_source_alignment(src, &align);
+	if (rc)
+		printf(" align=%d:-", rc);
+	else
+		printf(" align=0:%zu", align);
+
+	struct pmem2_config *cfg;
+	if (pmem2_config_new(&cfg)) {
+		fprintf(stderr, "oracle: pmem2_config_new failed\n");
+		exit(2);
+	}
+	printf(" off=%d", pmem2_config_set_offset(cfg, (size_t)offset));
+	pmem2_config_set_length(cfg, (size_t)length);
+	if (gran_set)
+		pmem2_config_set_required_store_granularity(cfg, gran);
+	pmem2_config_set_sharing(cfg, strcmp(sharing_s, "private") ? PMEM2_SHARED : PMEM2_PRIVATE);
+	pmem2_config_set_protection(cfg, prot);
+
+	struct pmem2_map *map = NULL;
+	rc = pmem2_map_new(&map, cfg, src);
+	printf(" map=%d", rc);
+	if (rc == 0) {
+		printf(" msize=%zu gran=%s\n", pmem2_map_get_size(map),
+		       gran_name(pmem2_map_get_store_granularity(map)));
+		if (pmem2_map_delete(&map)) {
+			fprintf(stderr, "oracle: pmem2_map_delete failed\n");
+			exit(2);
+		}
+	} else {
+		printf(" msize=- gran=-\n");
+	}
+	pmem2_config_delete(&cfg);
+out:
+	pmem2_source_delete(&src);
+	if (fd >= 0 && !close_after)
+		close(fd);
+	fflush(stdout);
+}
+
+int main(void)
+{
+	char line[8192];
+	while (fgets(line, sizeof(line), stdin))
+		run(line);
+	return 0;
+}

@@ -1,0 +1,217 @@
+//! Helpers shared by the integration tests: fixtures, fds, /proc/self/maps, child processes.
+#![allow(dead_code, unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const KIB: u64 = 1 << 10;
+pub const MIB: u64 = 1 << 20;
+pub const GIB: u64 = 1 << 30;
+
+/// The page size as a u64, for offsets and lengths.
+pub fn page() -> u64 {
+    pmem2::page_size() as u64
+}
+
+/// A sparse file of `size` bytes (libpmem2's `create_holey_file`).
+pub fn holey_file(dir: &Path, name: &str, size: u64) -> PathBuf {
+    let path = dir.join(name);
+    File::create(&path).unwrap().set_len(size).unwrap();
+    path
+}
+
+/// A holey file of `size` bytes in a new temporary directory, opened read-write.
+pub fn holey_tempfile(size: u64) -> File {
+    let file = tempfile::tempfile().unwrap();
+    file.set_len(size).unwrap();
+    file
+}
+
+/// Opens `path` with raw `open(2)` flags.
+pub fn open(path: &Path, flags: libc::c_int) -> std::io::Result<OwnedFd> {
+    let access = flags & libc::O_ACCMODE;
+    let mut opts = OpenOptions::new();
+    opts.read(access == libc::O_RDONLY || access == libc::O_RDWR)
+        .write(access == libc::O_WRONLY || access == libc::O_RDWR)
+        .custom_flags(flags & !libc::O_ACCMODE);
+    if flags & libc::O_PATH != 0 {
+        // std insists on an access mode; O_PATH ignores it.
+        opts.read(true);
+    }
+    Ok(opts.open(path)?.into())
+}
+
+/// A file descriptor number that is not open in this process (opened, then closed).
+///
+/// Only meaningful while no other thread opens files: test binaries using it run the
+/// affected code in a single test.
+pub fn closed_fd() -> RawFd {
+    let fd = File::open("/dev/null").unwrap().as_raw_fd();
+    // The File is dropped at the end of the statement above, closing `fd`.
+    fd
+}
+
+/// The number of open file descriptors of this process.
+pub fn open_fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// One line of /proc/self/maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapsEntry {
+    pub start: usize,
+    pub end: usize,
+    pub perms: String,
+    pub offset: u64,
+    pub inode: u64,
+    pub path: String,
+}
+
+/// Every line of /proc/self/maps.
+pub fn maps() -> Vec<MapsEntry> {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut fields = line.split_whitespace();
+            let range = fields.next().unwrap();
+            let (start, end) = range.split_once('-').unwrap();
+            let perms = fields.next().unwrap().to_owned();
+            let offset = u64::from_str_radix(fields.next().unwrap(), 16).unwrap();
+            let _dev = fields.next();
+            let inode = fields.next().unwrap().parse().unwrap();
+            let path = fields.collect::<Vec<_>>().join(" ");
+            MapsEntry {
+                start: usize::from_str_radix(start, 16).unwrap(),
+                end: usize::from_str_radix(end, 16).unwrap(),
+                perms,
+                offset,
+                inode,
+                path,
+            }
+        })
+        .collect()
+}
+
+/// The /proc/self/maps entries overlapping `[addr, addr + len)`.
+pub fn maps_in(addr: *const u8, len: usize) -> Vec<MapsEntry> {
+    let (lo, hi) = (addr as usize, addr as usize + len);
+    maps().into_iter().filter(|e| e.start < hi && e.end > lo).collect()
+}
+
+/// The inode number of `file`.
+pub fn inode(file: &File) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().unwrap().ino()
+}
+
+const FS_APPEND_FL: libc::c_long = 0x20;
+
+/// A file with the append-only attribute (`chattr +a`), cleared again on drop so the
+/// temporary directory can be removed.
+pub struct AppendOnly {
+    pub path: PathBuf,
+}
+
+impl AppendOnly {
+    /// Marks `path` append-only, or says why this filesystem or process cannot.
+    pub fn set(path: &Path) -> Result<AppendOnly, String> {
+        set_append_flag(path, true)?;
+        Ok(AppendOnly { path: path.to_owned() })
+    }
+}
+
+impl Drop for AppendOnly {
+    fn drop(&mut self) {
+        let _ = set_append_flag(&self.path, false);
+    }
+}
+
+fn set_append_flag(path: &Path, on: bool) -> Result<(), String> {
+    let file = File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let mut flags: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one long to the pointer, which points to `flags`.
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+        return Err(format!("FS_IOC_GETFLAGS: {}", std::io::Error::last_os_error()));
+    }
+    flags = if on {
+        flags | FS_APPEND_FL
+    } else {
+        flags & !FS_APPEND_FL
+    };
+    // SAFETY: FS_IOC_SETFLAGS reads one long from the pointer, which points to `flags`.
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
+        return Err(format!("FS_IOC_SETFLAGS: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// An AF_UNIX stream socket.
+pub fn unix_socket() -> OwnedFd {
+    // SAFETY: socket() has no memory-safety preconditions.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Creates a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// The environment variable that tells a re-executed test binary it is the child.
+pub const CHILD_ENV: &str = "PMEM2_TEST_CHILD";
+
+/// The action a re-executed test was asked to run, if this process is such a child.
+pub fn child_action() -> Option<String> {
+    std::env::var(CHILD_ENV).ok()
+}
+
+/// Runs the test named `test` of this test binary again in a child process, with
+/// `PMEM2_TEST_CHILD=action` and `env` set; the test recognises the child with
+/// [`child_action`] and performs `action` instead of its usual body.
+pub fn run_child(test: &str, action: &str, env: &[(&str, &str)]) -> Output {
+    child_command(test, action, env).output().unwrap()
+}
+
+/// The command [`run_child`] runs, for callers that wrap it (strace).
+pub fn child_command(test: &str, action: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, action)
+        .env_remove("RUST_BACKTRACE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Asserts that a child process exited normally with status 0, showing its output if not.
+pub fn assert_child_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "child failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts that a child process was killed by `signal`.
+pub fn assert_child_killed_by(out: &Output, signal: i32) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(signal),
+        "child was not killed by signal {signal}: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

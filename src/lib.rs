@@ -1,1 +1,73 @@
+//! Node.js binding of the `pmem2` crate: argument checks and conversions only.
+//!
+//! Each concept has its file: `source.rs`, `config.rs`, `mapping.rs`; `args.rs` checks
+//! arguments, `error.rs` builds exceptions, `js.rs` holds the raw Node-API calls, and
+//! `shim.js` is the little JavaScript napi-rs cannot express (the `Pmem2Error` class and
+//! `Symbol.dispose`).
+#![deny(unsafe_code)]
+#![deny(clippy::all)]
 
+mod args;
+mod config;
+mod error;
+mod js;
+mod mapping;
+mod source;
+
+use js::JsRef;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+/// `PMEM2_PROT_EXEC`: the mapping may be executed.
+#[napi]
+pub const PROT_EXEC: u32 = pmem2::Protection::EXEC.bits();
+/// `PMEM2_PROT_READ`: the mapping may be read.
+#[napi]
+pub const PROT_READ: u32 = pmem2::Protection::READ.bits();
+/// `PMEM2_PROT_WRITE`: the mapping may be written.
+#[napi]
+pub const PROT_WRITE: u32 = pmem2::Protection::WRITE.bits();
+/// `PMEM2_PROT_NONE`: no access.
+#[napi]
+pub const PROT_NONE: u32 = 0;
+
+/// `PMEM2_F_MEM_NODRAIN`: skip the final drain (fence).
+#[napi]
+pub const MEM_NODRAIN: u32 = 1;
+/// `PMEM2_F_MEM_NONTEMPORAL`: use non-temporal stores.
+#[napi]
+pub const MEM_NONTEMPORAL: u32 = 2;
+/// `PMEM2_F_MEM_TEMPORAL`: use temporal stores followed by flushes.
+#[napi]
+pub const MEM_TEMPORAL: u32 = 4;
+/// `PMEM2_F_MEM_WC`: write-combining (non-temporal) stores.
+#[napi]
+pub const MEM_WC: u32 = 8;
+/// `PMEM2_F_MEM_WB`: write-back (temporal) stores.
+#[napi]
+pub const MEM_WB: u32 = 16;
+/// `PMEM2_F_MEM_NOFLUSH`: do not flush (implies NODRAIN).
+#[napi]
+pub const MEM_NOFLUSH: u32 = 32;
+
+/// Runs `shim.js` and exports `errorCodes` when the addon loads.
+#[napi(module_exports)]
+pub fn init(mut exports: Object, env: Env) -> Result<()> {
+    let mut codes = Object::new(&env)?;
+    for &(name, code) in pmem2::ERROR_CODES {
+        codes.set_named_property(name, code)?;
+    }
+    exports.set_named_property("errorCodes", codes)?;
+
+    let install: Function<Object, Object> = env.run_script(include_str!("shim.js"))?;
+    let installed = install.call(exports)?;
+    let error_class: Unknown = installed.get_named_property("Pmem2Error")?;
+    let to_buffer: Unknown = installed.get_named_property("toBuffer")?;
+    let max_buffer_length: f64 = installed.get_named_property("maxBufferLength")?;
+    let runtime = error::Runtime {
+        error_class: JsRef::new(&env, error_class.raw(), true)?,
+        to_buffer: JsRef::new(&env, to_buffer.raw(), true)?,
+        max_buffer_length,
+    };
+    env.set_instance_data(runtime, (), |_| {})
+}

@@ -168,10 +168,11 @@ impl Config {
     }
 
     /// Seed form (libpmem2 API 1.0): the file to map with [`map`](crate::map). The fd is not
-    /// duplicated; keep it open until `map` returns. A negative fd clears it.
+    /// duplicated; keep it open until `map` returns. It is checked when mapping: a negative,
+    /// closed or write-only fd fails there with [`ErrorKind::InvalidFileHandle`].
     #[doc(alias = "pmem2_config_set_fd")]
     pub fn set_fd(&mut self, fd: RawFd) -> &mut Config {
-        self.fd = (fd >= 0).then_some(fd);
+        self.fd = Some(fd);
         self
     }
 

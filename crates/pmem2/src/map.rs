@@ -240,8 +240,11 @@ impl Mapping {
         self.file_type
     }
 
-    /// The start of `[offset, offset + len)` after checking it lies inside the mapping.
-    pub(crate) fn checked_range(&self, offset: usize, len: usize) -> Result<*mut u8> {
+    /// The address of `[offset, offset + len)` after checking it lies inside the mapping.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LengthOutOfRange`] when the range overflows or passes the end.
+    pub fn checked_range(&self, offset: usize, len: usize) -> Result<*mut u8> {
         match offset.checked_add(len) {
             Some(end) if end <= self.content_len => Ok(self.addr.as_ptr().wrapping_add(offset)),
             _ => Err(Error::new(

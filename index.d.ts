@@ -1,0 +1,256 @@
+/**
+ * Thrown for every failure pmem2 reports.
+ *
+ * ```ts
+ * try { mapNew(config, source) } catch (e) {
+ *   if (e instanceof Pmem2Error && e.code === 'PMEM2_E_MAP_RANGE') { ... }
+ * }
+ * ```
+ */
+export declare class Pmem2Error extends Error {
+  /** `'PMEM2_E_MAP_RANGE'`, an errno name such as `'EACCES'`, or `'ERR_EXTERNAL_BUFFERS_NOT_ALLOWED'`. */
+  readonly code: string
+  /** The number libpmem2 returns for the failure: `-100006`, or `-13` for EACCES. */
+  readonly errno: number
+}
+
+/** Every `PMEM2_E_*` name with its number, identical to libpmem2's. */
+export declare const errorCodes: {
+  readonly PMEM2_E_UNKNOWN: -100000
+  readonly PMEM2_E_NOSUPP: -100001
+  readonly PMEM2_E_FILE_HANDLE_NOT_SET: -100003
+  readonly PMEM2_E_INVALID_FILE_HANDLE: -100004
+  readonly PMEM2_E_INVALID_FILE_TYPE: -100005
+  readonly PMEM2_E_MAP_RANGE: -100006
+  readonly PMEM2_E_MAPPING_EXISTS: -100007
+  readonly PMEM2_E_GRANULARITY_NOT_SET: -100008
+  readonly PMEM2_E_GRANULARITY_NOT_SUPPORTED: -100009
+  readonly PMEM2_E_OFFSET_OUT_OF_RANGE: -100010
+  readonly PMEM2_E_OFFSET_UNALIGNED: -100011
+  readonly PMEM2_E_INVALID_ALIGNMENT_FORMAT: -100012
+  readonly PMEM2_E_INVALID_ALIGNMENT_VALUE: -100013
+  readonly PMEM2_E_INVALID_SIZE_FORMAT: -100014
+  readonly PMEM2_E_LENGTH_UNALIGNED: -100015
+  readonly PMEM2_E_MAPPING_NOT_FOUND: -100016
+  readonly PMEM2_E_BUFFER_TOO_SMALL: -100017
+  readonly PMEM2_E_SOURCE_EMPTY: -100018
+  readonly PMEM2_E_INVALID_SHARING_VALUE: -100019
+  readonly PMEM2_E_SRC_DEVDAX_PRIVATE: -100020
+  readonly PMEM2_E_INVALID_ADDRESS_REQUEST_TYPE: -100021
+  readonly PMEM2_E_ADDRESS_UNALIGNED: -100022
+  readonly PMEM2_E_ADDRESS_NULL: -100023
+  readonly PMEM2_E_DEEP_FLUSH_RANGE: -100024
+  readonly PMEM2_E_INVALID_REGION_FORMAT: -100025
+  readonly PMEM2_E_DAX_REGION_NOT_FOUND: -100026
+  readonly PMEM2_E_INVALID_DEV_FORMAT: -100027
+  readonly PMEM2_E_CANNOT_READ_BOUNDS: -100028
+  readonly PMEM2_E_NO_BAD_BLOCK_FOUND: -100029
+  readonly PMEM2_E_LENGTH_OUT_OF_RANGE: -100030
+  readonly PMEM2_E_INVALID_PROT_FLAG: -100031
+  readonly PMEM2_E_NO_ACCESS: -100032
+  readonly PMEM2_E_VM_RESERVATION_NOT_EMPTY: -100033
+  readonly PMEM2_E_MAP_EXISTS: -100034
+  readonly PMEM2_E_FILE_DESCRIPTOR_NOT_SET: -100035
+  readonly PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED: -100036
+  readonly PMEM2_E_IO_FAIL: -100037
+}
+
+export declare interface Mapping {
+  /** Unmaps at the end of a `using` block. */
+  [Symbol.dispose](): void
+}
+
+/**
+ * Which binding artifact the generated loader actually loaded: `'native'` for
+ * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
+ * flavor napi-rs can build is listed, because `NAPI_RS_NATIVE_LIBRARY_PATH`
+ * can point the loader at a WASI artifact this package does not build itself.
+ */
+export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
+
+/**
+ * A reusable description of a mapping (`struct pmem2_config`).
+ *
+ * ```ts
+ * const config = new Config()
+ * config.setRequiredStoreGranularity(Granularity.Page)
+ * config.setOffset(0)
+ * config.setLength(4096n)
+ * ```
+ */
+export declare class Config {
+  /** Offset 0, length 0 (to the end), shared, read-write, granularity not set. */
+  constructor()
+  /**
+   * The coarsest granularity the program can work with; mapping fails with
+   * `PMEM2_E_GRANULARITY_NOT_SUPPORTED` if the platform only offers a coarser one.
+   */
+  setRequiredStoreGranularity(granularity: Granularity): void
+  /**
+   * Where the mapping starts in the source: a multiple of `source.alignment`, at most
+   * 2^63-1 (`PMEM2_E_OFFSET_OUT_OF_RANGE` above).
+   */
+  setOffset(offset: number | bigint): void
+  /** How many bytes to map; 0 maps to the end of the source. */
+  setLength(length: number | bigint): void
+  /** `Sharing.Shared` (the default) or `Sharing.Private`. */
+  setSharing(sharing: Sharing): void
+  /**
+   * A combination of `PROT_READ`, `PROT_WRITE` and `PROT_EXEC`, or `PROT_NONE`.
+   * `PROT_READ | PROT_WRITE` (negative in JavaScript) is accepted.
+   */
+  setProtection(protection: number): void
+  /**
+   * Seed form (API 1.0): the file `map(config)` maps. Not duplicated: keep it open
+   * until `map` returns.
+   */
+  setFd(fd: number): void
+  /** Seed form: the size of the file set with `setFd` (`PMEM2_E_FILE_HANDLE_NOT_SET` without one). */
+  getFileSize(): number
+}
+
+/**
+ * A mapped range of a file or of anonymous memory.
+ *
+ * ```ts
+ * const mapping = mapNew(config, source)
+ * mapping.buffer.write('hello', 0)
+ * mapping.persist(0, 5)
+ * mapping.unmap()
+ * ```
+ */
+export declare class Mapping {
+  /** The start address (2 MiB aligned) as a bigint. */
+  get address(): bigint
+  /** The mapped length in bytes. */
+  get size(): number
+  /** The effective store granularity: what `persist` does to make stores durable. */
+  get storeGranularity(): Granularity
+  /** Whether the kernel granted MAP_SYNC (a DAX file). */
+  get mapSync(): boolean
+  /** The sharing mode the mapping was made with. */
+  get sharing(): Sharing
+  /** The protection the mapping was made with (`PROT_*` bits). */
+  get protection(): number
+  /**
+   * A zero-copy Buffer over the mapped bytes (the same Buffer on every access).
+   *
+   * Throws `PMEM2_E_NO_ACCESS` for a mapping without `PROT_WRITE` (a store through it
+   * would kill the process, and JavaScript has no read-only Buffer: use `read()`), and
+   * `ERR_EXTERNAL_BUFFERS_NOT_ALLOWED` where the runtime forbids external memory.
+   */
+  get buffer(): Buffer
+  /**
+   * Makes `[offset, offset+length)` durable: msync for PAGE, cache-line flushes and a
+   * fence for CACHE_LINE, a fence for BYTE. Out-of-range arguments throw a RangeError.
+   */
+  persist(offset: number | bigint, length: number | bigint): void
+  /** Flushes `[offset, offset+length)` without waiting; `drain()` completes it. */
+  flush(offset: number | bigint, length: number | bigint): void
+  /** Waits for earlier flushes to complete. */
+  drain(): void
+  /**
+   * Copies `length` bytes at `offset` into a new Buffer (works for read-only mappings and
+   * runtimes without external buffers).
+   */
+  read(offset: number | bigint, length: number | bigint): Buffer
+  /** Copies `data` to `offset` and persists it, in one call. */
+  write(offset: number | bigint, data: Uint8Array): void
+  /**
+   * Unmaps now: every Buffer over the mapping is detached (length 0) and every later
+   * call throws `PMEM2_E_MAPPING_NOT_FOUND`. A second call does nothing.
+   */
+  unmap(): void
+  /** The same as `unmap()` (libpmem2's `pmem2_map_delete`). */
+  delete(): void
+}
+
+/**
+ * The data source of a mapping: an open file descriptor or anonymous memory.
+ *
+ * ```ts
+ * const fd = fs.openSync('data.bin', 'r+')
+ * const source = Source.fromFd(fd)
+ * console.log(source.size, source.alignment)
+ * ```
+ */
+export declare class Source {
+  /**
+   * A source for an open file descriptor (regular file or device DAX). The fd is not
+   * duplicated or closed; keep it open until `mapNew` returns.
+   *
+   * Throws `Pmem2Error` `PMEM2_E_INVALID_FILE_HANDLE` for a negative, closed or write-only
+   * fd and `PMEM2_E_INVALID_FILE_TYPE` for directories, FIFOs, sockets and other devices.
+   */
+  static fromFd(fd: number): Source
+  /** An anonymous, zero-filled source of `size` bytes. */
+  static fromAnon(size: number | bigint): Source
+  /** The size in bytes: the file size (read now), device DAX size, or anonymous size. */
+  get size(): number
+  /** The alignment mapping offsets and lengths must respect (the page size for files). */
+  get alignment(): number
+}
+
+/** Store granularity, from the finest to the coarsest (`enum pmem2_granularity`). */
+export declare enum Granularity {
+  /** Stores are durable once they leave the CPU (eADR, private or anonymous mappings). */
+  Byte = 0,
+  /** Cache lines must be flushed: DAX with MAP_SYNC. */
+  CacheLine = 1,
+  /** Pages must be written back with msync: the page cache. */
+  Page = 2,
+}
+
+/**
+ * Seed form (libpmem2 API 1.0): maps the file set with `config.setFd(fd)`.
+ *
+ * An unset granularity means PAGE and an unset protection follows the fd's access mode.
+ * Throws `PMEM2_E_FILE_HANDLE_NOT_SET` without an fd, `PMEM2_E_INVALID_FILE_HANDLE` for a
+ * bad fd, `PMEM2_E_MAP_RANGE` for a range past the end of the file, and `-errno` codes
+ * (such as `EACCES` for an append-only file) for other mmap failures.
+ */
+export declare function map(config: Config): Mapping
+
+/**
+ * Modern form (libpmem2 1.12): maps `source` as `config` describes, with libpmem2's order of
+ * checks and error codes.
+ */
+export declare function mapNew(config: Config, source: Source): Mapping
+
+/** `PMEM2_F_MEM_NODRAIN`: skip the final drain (fence). */
+export declare const MEM_NODRAIN: number
+
+/** `PMEM2_F_MEM_NOFLUSH`: do not flush (implies NODRAIN). */
+export declare const MEM_NOFLUSH: number
+
+/** `PMEM2_F_MEM_NONTEMPORAL`: use non-temporal stores. */
+export declare const MEM_NONTEMPORAL: number
+
+/** `PMEM2_F_MEM_TEMPORAL`: use temporal stores followed by flushes. */
+export declare const MEM_TEMPORAL: number
+
+/** `PMEM2_F_MEM_WB`: write-back (temporal) stores. */
+export declare const MEM_WB: number
+
+/** `PMEM2_F_MEM_WC`: write-combining (non-temporal) stores. */
+export declare const MEM_WC: number
+
+/** `PMEM2_PROT_EXEC`: the mapping may be executed. */
+export declare const PROT_EXEC: number
+
+/** `PMEM2_PROT_NONE`: no access. */
+export declare const PROT_NONE: number
+
+/** `PMEM2_PROT_READ`: the mapping may be read. */
+export declare const PROT_READ: number
+
+/** `PMEM2_PROT_WRITE`: the mapping may be written. */
+export declare const PROT_WRITE: number
+
+/** Whether writes reach the file (`enum pmem2_sharing_type`). */
+export declare enum Sharing {
+  /** Writes go to the file (MAP_SHARED). */
+  Shared = 0,
+  /** Copy-on-write; the file never changes (MAP_PRIVATE). */
+  Private = 1,
+}

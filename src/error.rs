@@ -1,0 +1,75 @@
+//! Turning failures into JavaScript exceptions: `Pmem2Error` for everything the library
+//! reports, `TypeError` and `RangeError` for bad arguments, as Node's own APIs do.
+
+use crate::js::{self, ErrorClass, JsRef};
+use napi::bindgen_prelude::*;
+
+/// Per-runtime handles to the JavaScript half of the binding (`src/shim.js`).
+pub struct Runtime {
+    pub error_class: JsRef,
+    pub to_buffer: JsRef,
+    /// `buffer.constants.MAX_LENGTH` of this runtime.
+    pub max_buffer_length: f64,
+}
+
+/// The `Runtime` of this env, installed at module load.
+pub fn runtime(env: &Env) -> Result<&'static Runtime> {
+    env.get_instance_data::<Runtime>()?
+        .map(|r| &*r)
+        .ok_or_else(|| Error::from_reason("pmem2 binding not initialised"))
+}
+
+/// A `Pmem2Error` with `code`, `errno` and `message`, ready to throw.
+pub fn coded(env: &Env, code: &str, errno: i32, message: &str) -> Error {
+    let build = || -> Result<Error> {
+        let ctor = runtime(env)?
+            .error_class
+            .get(env)?
+            .ok_or_else(|| Error::from_reason("Pmem2Error collected"))?;
+        let args = [
+            env.create_string(message)?.raw(),
+            env.create_string(code)?.raw(),
+            env.create_int32(errno)?.raw(),
+        ];
+        let err = js::new_instance(env, ctor, &args)?;
+        Ok(Error::from(js::unknown(env, err)))
+    };
+    build().unwrap_or_else(|e| e)
+}
+
+/// The exception for a core error: `RangeError` for a range outside the mapping,
+/// `Pmem2Error` for everything else.
+pub fn pmem2(env: &Env, err: pmem2::Error) -> Error {
+    if err.kind() == pmem2::ErrorKind::LengthOutOfRange {
+        return range(env, err.message());
+    }
+    coded(env, err.name(), err.code(), err.message())
+}
+
+fn builtin(env: &Env, class: ErrorClass, code: &str, message: &str) -> Error {
+    match js::create_error(env, class, code, message) {
+        Ok(value) => Error::from(js::unknown(env, value)),
+        Err(e) => e,
+    }
+}
+
+/// `TypeError` with code `ERR_INVALID_ARG_TYPE`.
+pub fn type_error(env: &Env, message: &str) -> Error {
+    builtin(env, ErrorClass::Type, "ERR_INVALID_ARG_TYPE", message)
+}
+
+/// `RangeError` with code `ERR_OUT_OF_RANGE`.
+pub fn range(env: &Env, message: &str) -> Error {
+    builtin(env, ErrorClass::Range, "ERR_OUT_OF_RANGE", message)
+}
+
+/// Extension to convert core results at the call site: `core_call().or_throw(env)?`.
+pub trait OrThrow<T> {
+    fn or_throw(self, env: &Env) -> Result<T>;
+}
+
+impl<T> OrThrow<T> for pmem2::Result<T> {
+    fn or_throw(self, env: &Env) -> Result<T> {
+        self.map_err(|e| pmem2(env, e))
+    }
+}

@@ -1,0 +1,61 @@
+/**
+ * Thrown for every failure pmem2 reports.
+ *
+ * ```ts
+ * try { mapNew(config, source) } catch (e) {
+ *   if (e instanceof Pmem2Error && e.code === 'PMEM2_E_MAP_RANGE') { ... }
+ * }
+ * ```
+ */
+export declare class Pmem2Error extends Error {
+  /** `'PMEM2_E_MAP_RANGE'`, an errno name such as `'EACCES'`, or `'ERR_EXTERNAL_BUFFERS_NOT_ALLOWED'`. */
+  readonly code: string
+  /** The number libpmem2 returns for the failure: `-100006`, or `-13` for EACCES. */
+  readonly errno: number
+}
+
+/** Every `PMEM2_E_*` name with its number, identical to libpmem2's. */
+export declare const errorCodes: {
+  readonly PMEM2_E_UNKNOWN: -100000
+  readonly PMEM2_E_NOSUPP: -100001
+  readonly PMEM2_E_FILE_HANDLE_NOT_SET: -100003
+  readonly PMEM2_E_INVALID_FILE_HANDLE: -100004
+  readonly PMEM2_E_INVALID_FILE_TYPE: -100005
+  readonly PMEM2_E_MAP_RANGE: -100006
+  readonly PMEM2_E_MAPPING_EXISTS: -100007
+  readonly PMEM2_E_GRANULARITY_NOT_SET: -100008
+  readonly PMEM2_E_GRANULARITY_NOT_SUPPORTED: -100009
+  readonly PMEM2_E_OFFSET_OUT_OF_RANGE: -100010
+  readonly PMEM2_E_OFFSET_UNALIGNED: -100011
+  readonly PMEM2_E_INVALID_ALIGNMENT_FORMAT: -100012
+  readonly PMEM2_E_INVALID_ALIGNMENT_VALUE: -100013
+  readonly PMEM2_E_INVALID_SIZE_FORMAT: -100014
+  readonly PMEM2_E_LENGTH_UNALIGNED: -100015
+  readonly PMEM2_E_MAPPING_NOT_FOUND: -100016
+  readonly PMEM2_E_BUFFER_TOO_SMALL: -100017
+  readonly PMEM2_E_SOURCE_EMPTY: -100018
+  readonly PMEM2_E_INVALID_SHARING_VALUE: -100019
+  readonly PMEM2_E_SRC_DEVDAX_PRIVATE: -100020
+  readonly PMEM2_E_INVALID_ADDRESS_REQUEST_TYPE: -100021
+  readonly PMEM2_E_ADDRESS_UNALIGNED: -100022
+  readonly PMEM2_E_ADDRESS_NULL: -100023
+  readonly PMEM2_E_DEEP_FLUSH_RANGE: -100024
+  readonly PMEM2_E_INVALID_REGION_FORMAT: -100025
+  readonly PMEM2_E_DAX_REGION_NOT_FOUND: -100026
+  readonly PMEM2_E_INVALID_DEV_FORMAT: -100027
+  readonly PMEM2_E_CANNOT_READ_BOUNDS: -100028
+  readonly PMEM2_E_NO_BAD_BLOCK_FOUND: -100029
+  readonly PMEM2_E_LENGTH_OUT_OF_RANGE: -100030
+  readonly PMEM2_E_INVALID_PROT_FLAG: -100031
+  readonly PMEM2_E_NO_ACCESS: -100032
+  readonly PMEM2_E_VM_RESERVATION_NOT_EMPTY: -100033
+  readonly PMEM2_E_MAP_EXISTS: -100034
+  readonly PMEM2_E_FILE_DESCRIPTOR_NOT_SET: -100035
+  readonly PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED: -100036
+  readonly PMEM2_E_IO_FAIL: -100037
+}
+
+export declare interface Mapping {
+  /** Unmaps at the end of a `using` block. */
+  [Symbol.dispose](): void
+}

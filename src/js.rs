@@ -1,0 +1,266 @@
+//! The few raw Node-API calls napi-rs does not wrap the way pmem2 needs: external
+//! ArrayBuffers without napi-rs's silent-copy fallback, detaching them, and references that
+//! outlive a call.
+//!
+//! # Safety
+//! Every function takes a live `Env` (the current call's) and values created in it; napi
+//! checks the handles and reports misuse as a status, which is turned into an error.
+#![allow(unsafe_code)]
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use std::ptr;
+
+fn check(status: sys::napi_status, what: &str) -> Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::new(Status::from(status), format!("{what} failed")))
+    }
+}
+
+/// A Node-API reference: strong (keeps the value alive) or weak (reads back `None` once the
+/// value is collected). Must be released with [`JsRef::delete`]; `Drop` cannot, having no env.
+pub struct JsRef(sys::napi_ref);
+
+// SAFETY: a napi_ref is an opaque handle; it is only dereferenced on the JS thread through an
+// `Env` passed to each method.
+unsafe impl Send for JsRef {}
+
+impl JsRef {
+    pub fn new(env: &Env, value: sys::napi_value, strong: bool) -> Result<JsRef> {
+        let mut raw = ptr::null_mut();
+        // SAFETY: `value` is a live handle of this call's env.
+        check(
+            unsafe { sys::napi_create_reference(env.raw(), value, u32::from(strong), &mut raw) },
+            "napi_create_reference",
+        )?;
+        Ok(JsRef(raw))
+    }
+
+    /// The referenced value, or `None` if a weak reference's value was collected.
+    pub fn get(&self, env: &Env) -> Result<Option<sys::napi_value>> {
+        let mut value = ptr::null_mut();
+        // SAFETY: the reference was created in this env and not yet deleted (delete consumes it).
+        check(
+            unsafe { sys::napi_get_reference_value(env.raw(), self.0, &mut value) },
+            "napi_get_reference_value",
+        )?;
+        Ok((!value.is_null()).then_some(value))
+    }
+
+    pub fn delete(self, env: &Env) {
+        // SAFETY: the reference is deleted exactly once, here, consuming it.
+        unsafe { sys::napi_delete_reference(env.raw(), self.0) };
+    }
+}
+
+/// Why an external ArrayBuffer could not be made.
+pub enum ExternalError {
+    /// The runtime forbids external buffers (Electron's V8 sandbox).
+    NotAllowed,
+    Other(Error),
+}
+
+/// Creates an ArrayBuffer over `[data, data+len)` without copying. `finalize` runs when the
+/// buffer (or a buffer its contents were transferred to) is collected.
+///
+/// Unlike napi-rs's `ArrayBuffer::from_external`, a refusal is reported instead of silently
+/// copying: a copy of persistent memory would lose every write.
+///
+/// # Safety
+/// The memory must stay valid until `finalize` runs; `finalize` must keep it valid until then
+/// (it receives ownership of whatever keeps the memory alive).
+pub unsafe fn create_external_arraybuffer<T: 'static>(
+    env: &Env,
+    data: *mut u8,
+    len: usize,
+    keep_alive: T,
+) -> std::result::Result<sys::napi_value, ExternalError> {
+    unsafe extern "C" fn finalize<T>(_env: sys::napi_env, _data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
+        // SAFETY: `hint` is the Box leaked below and this finalizer runs exactly once.
+        drop(unsafe { Box::from_raw(hint.cast::<T>()) });
+    }
+    if simulate_no_external_buffers() {
+        return Err(ExternalError::NotAllowed);
+    }
+    let hint = Box::into_raw(Box::new(keep_alive));
+    let mut value = ptr::null_mut();
+    // SAFETY: the caller guarantees the memory outlives the buffer; `hint` is a live Box.
+    let status = unsafe {
+        sys::napi_create_external_arraybuffer(
+            env.raw(),
+            data.cast(),
+            len,
+            Some(finalize::<T>),
+            hint.cast(),
+            &mut value,
+        )
+    };
+    if status == sys::Status::napi_ok {
+        return Ok(value);
+    }
+    // SAFETY: creation failed, so the finalizer will never run; reclaim the hint here.
+    drop(unsafe { Box::from_raw(hint) });
+    if status == sys::Status::napi_no_external_buffers_allowed {
+        Err(ExternalError::NotAllowed)
+    } else {
+        Err(ExternalError::Other(Error::new(
+            Status::from(status),
+            "napi_create_external_arraybuffer failed",
+        )))
+    }
+}
+
+/// `PMEM2_SIMULATE_NO_EXTERNAL_BUFFERS=1` makes this process behave like a runtime that
+/// refuses external buffers, so the refusal path can be tested outside Electron.
+fn simulate_no_external_buffers() -> bool {
+    std::env::var_os("PMEM2_SIMULATE_NO_EXTERNAL_BUFFERS").is_some_and(|v| v == "1")
+}
+
+/// Detaches an ArrayBuffer: its length and every view's length become 0. Returns `true` if
+/// it was already detached, which for our buffers means its contents escaped through
+/// `ArrayBuffer.prototype.transfer()`.
+pub fn detach_arraybuffer(env: &Env, value: sys::napi_value) -> Result<bool> {
+    let mut detached = false;
+    // SAFETY: `value` is a live handle of this env.
+    check(
+        unsafe { sys::napi_is_detached_arraybuffer(env.raw(), value, &mut detached) },
+        "napi_is_detached_arraybuffer",
+    )?;
+    if detached {
+        return Ok(true);
+    }
+    // SAFETY: as above; the buffer is external, which V8 requires for detaching.
+    check(
+        unsafe { sys::napi_detach_arraybuffer(env.raw(), value) },
+        "napi_detach_arraybuffer",
+    )?;
+    Ok(false)
+}
+
+/// `new ctor(...args)`.
+pub fn new_instance(env: &Env, ctor: sys::napi_value, args: &[sys::napi_value]) -> Result<sys::napi_value> {
+    let mut value = ptr::null_mut();
+    // SAFETY: `ctor` and `args` are live handles of this env.
+    check(
+        unsafe { sys::napi_new_instance(env.raw(), ctor, args.len(), args.as_ptr(), &mut value) },
+        "napi_new_instance",
+    )?;
+    Ok(value)
+}
+
+/// `fun(...args)` with `undefined` as `this`.
+pub fn call(env: &Env, fun: sys::napi_value, args: &[sys::napi_value]) -> Result<sys::napi_value> {
+    let mut undefined = ptr::null_mut();
+    let mut value = ptr::null_mut();
+    // SAFETY: `fun` and `args` are live handles of this env.
+    unsafe {
+        check(sys::napi_get_undefined(env.raw(), &mut undefined), "napi_get_undefined")?;
+        check(
+            sys::napi_call_function(env.raw(), undefined, fun, args.len(), args.as_ptr(), &mut value),
+            "napi_call_function",
+        )?;
+    }
+    Ok(value)
+}
+
+/// Wraps a raw handle of this env as an `Unknown`.
+pub fn unknown<'env>(env: &'env Env, value: sys::napi_value) -> Unknown<'env> {
+    // SAFETY: `value` is a live handle of `env`; Unknown makes no claim about its type.
+    unsafe { Unknown::from_raw_unchecked(env.raw(), value) }
+}
+
+/// The value as a number, or `None` if it is not of type number.
+pub fn as_number(value: &Unknown) -> Result<Option<f64>> {
+    if value.get_type()? != ValueType::Number {
+        return Ok(None);
+    }
+    // SAFETY: the type was checked just above.
+    unsafe { value.cast::<f64>() }.map(Some)
+}
+
+/// The value as a bigint, or `None` if it is not of type bigint.
+pub fn as_bigint(value: &Unknown) -> Result<Option<BigInt>> {
+    if value.get_type()? != ValueType::BigInt {
+        return Ok(None);
+    }
+    // SAFETY: the type was checked just above.
+    unsafe { value.cast::<BigInt>() }.map(Some)
+}
+
+/// Which built-in error constructor [`create_error`] uses.
+#[derive(Clone, Copy)]
+pub enum ErrorClass {
+    Type,
+    Range,
+}
+
+/// A `TypeError` or `RangeError` with a `code` property, as Node's own argument errors.
+pub fn create_error(env: &Env, class: ErrorClass, code: &str, message: &str) -> Result<sys::napi_value> {
+    let code = env.create_string(code)?.raw();
+    let message = env.create_string(message)?.raw();
+    let mut value = ptr::null_mut();
+    // SAFETY: `code` and `message` are live string handles of this env.
+    let status = unsafe {
+        match class {
+            ErrorClass::Type => sys::napi_create_type_error(env.raw(), code, message, &mut value),
+            ErrorClass::Range => sys::napi_create_range_error(env.raw(), code, message, &mut value),
+        }
+    };
+    check(status, "napi_create_error")?;
+    Ok(value)
+}
+
+/// The Rust half of a `#[napi]` class instance, or `None` if `value` is not one.
+pub fn unwrap_class<'env, T>(env: &Env, value: &Unknown<'env>) -> Result<Option<ClassInstance<'env, T>>>
+where
+    T: JavaScriptClassExt + MaybeTypeTag + 'env,
+{
+    if value.get_type()? != ValueType::Object || !T::instance_of(env, value)? {
+        return Ok(None);
+    }
+    // SAFETY: `instance_of` confirmed the object wraps a `T`; the conversion re-checks the
+    // type tag and fails (rather than misreading memory) on a spoofed object.
+    unsafe { value.cast::<ClassInstance<'env, T>>() }.map(Some)
+}
+
+/// A copy of the bytes of a `Uint8Array` (or Buffer), or `None` if `value` is not one.
+pub fn typed_bytes(env: &Env, value: &Unknown) -> Result<Option<Vec<u8>>> {
+    let mut is_typed = false;
+    // SAFETY: `value` is a live handle of this env.
+    check(
+        unsafe { sys::napi_is_typedarray(env.raw(), value.raw(), &mut is_typed) },
+        "napi_is_typedarray",
+    )?;
+    if !is_typed {
+        return Ok(None);
+    }
+    let (mut kind, mut len, mut data, mut buffer, mut offset) = (0, 0, ptr::null_mut(), ptr::null_mut(), 0);
+    // SAFETY: `value` is a typed array (checked above); outputs are local.
+    check(
+        unsafe {
+            sys::napi_get_typedarray_info(
+                env.raw(),
+                value.raw(),
+                &mut kind,
+                &mut len,
+                &mut data,
+                &mut buffer,
+                &mut offset,
+            )
+        },
+        "napi_get_typedarray_info",
+    )?;
+    if kind != sys::TypedarrayType::uint8_array && kind != sys::TypedarrayType::uint8_clamped_array {
+        return Ok(None);
+    }
+    if len == 0 || data.is_null() {
+        return Ok(Some(Vec::new()));
+    }
+    // SAFETY: napi reported `len` readable bytes at `data`; they are copied before any other
+    // JavaScript can run.
+    Ok(Some(
+        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }.to_vec(),
+    ))
+}

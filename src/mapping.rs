@@ -1,0 +1,339 @@
+//! `Mapping`, `map` (seed form) and `mapNew` (modern form).
+//!
+//! Memory safety towards JavaScript rests on one rule: mapped memory is reachable from
+//! JavaScript only through external ArrayBuffers that this file creates and tracks, and
+//! `unmap()` detaches every one of them before the file is released. If one escaped
+//! (`ArrayBuffer.prototype.transfer()` moves its contents to a buffer we do not know), the
+//! range is kept reserved with anonymous memory until the last such buffer is collected, so a
+//! late access can neither fault nor reach a newer mapping at the same address.
+
+use crate::args::usize_arg;
+use crate::config::{Config, Granularity, Sharing};
+use crate::error::{self, OrThrow};
+use crate::js::{self, ExternalError, JsRef};
+use crate::source::Source;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::sync::{Arc, RwLock};
+
+enum State {
+    Mapped(pmem2::Mapping),
+    /// The file is released; the addresses stay reserved for escaped buffers.
+    Retired(#[allow(dead_code)] pmem2::ReservedRange),
+    Unmapped,
+}
+
+/// The mapping shared by the JavaScript object and every buffer over it (their finalizers
+/// hold an `Arc`), so the memory lives until the last of them is gone.
+pub(crate) struct Region {
+    state: RwLock<State>,
+}
+
+/// A mapped range of a file or of anonymous memory.
+///
+/// ```ts
+/// const mapping = mapNew(config, source)
+/// mapping.buffer.write('hello', 0)
+/// mapping.persist(0, 5)
+/// mapping.unmap()
+/// ```
+#[napi(custom_finalize)]
+pub struct Mapping {
+    region: Arc<Region>,
+    /// Strong reference to the Buffer returned by `buffer`, so it is the same object each time.
+    buffer: Option<JsRef>,
+    /// Weak references to every external ArrayBuffer over this mapping.
+    arraybuffers: Vec<JsRef>,
+}
+
+fn not_found(env: &Env) -> Error {
+    error::pmem2(
+        env,
+        pmem2::Error::new(
+            pmem2::ErrorKind::MappingNotFound,
+            "the mapping was unmapped; it can no longer be used",
+        ),
+    )
+}
+
+impl Mapping {
+    fn new(map: pmem2::Mapping) -> Mapping {
+        Mapping {
+            region: Arc::new(Region {
+                state: RwLock::new(State::Mapped(map)),
+            }),
+            buffer: None,
+            arraybuffers: Vec::new(),
+        }
+    }
+
+    /// Runs `f` on the live mapping, or throws `PMEM2_E_MAPPING_NOT_FOUND` after `unmap()`.
+    fn live<R>(&self, env: &Env, f: impl FnOnce(&pmem2::Mapping) -> pmem2::Result<R>) -> Result<R> {
+        let state = self.region.state.read().unwrap_or_else(|e| e.into_inner());
+        match &*state {
+            State::Mapped(map) => f(map).or_throw(env),
+            _ => Err(not_found(env)),
+        }
+    }
+
+    /// An external ArrayBuffer over `[offset, offset+len)` of the live mapping, tracked for
+    /// detaching.
+    #[allow(unsafe_code)]
+    fn external_arraybuffer(&mut self, env: &Env, offset: usize, len: usize) -> Result<napi::sys::napi_value> {
+        let ptr = self.live(env, |m| m.checked_range(offset, len))?;
+        // SAFETY: the range is inside the live mapping; the buffer's finalizer owns an Arc of
+        // the region, which keeps the range mapped (or reserved, after unmap) until it runs.
+        match unsafe { js::create_external_arraybuffer(env, ptr, len, Arc::clone(&self.region)) } {
+            Ok(ab) => {
+                self.arraybuffers.retain(|r| matches!(r.get(env), Ok(Some(_))));
+                self.arraybuffers.push(JsRef::new(env, ab, false)?);
+                Ok(ab)
+            }
+            Err(ExternalError::NotAllowed) => Err(error::coded(
+                env,
+                "ERR_EXTERNAL_BUFFERS_NOT_ALLOWED",
+                pmem2::ErrorKind::NotSupported.code(),
+                "this runtime does not allow external buffers (e.g. Electron's V8 sandbox), so mapped memory \
+                 cannot be exposed as a Buffer without copying; use mapping.read(offset, length) and \
+                 mapping.write(offset, data)",
+            )),
+            Err(ExternalError::Other(e)) => Err(e),
+        }
+    }
+}
+
+impl ObjectFinalize for Mapping {
+    fn finalize(self, env: Env) -> Result<()> {
+        // The region itself is dropped with the last Arc (here, or in a buffer's finalizer).
+        if let Some(buffer) = self.buffer {
+            buffer.delete(&env);
+        }
+        for ab in self.arraybuffers {
+            ab.delete(&env);
+        }
+        Ok(())
+    }
+}
+
+#[napi]
+impl Mapping {
+    /// The start address (2 MiB aligned) as a bigint.
+    #[napi(getter)]
+    pub fn address(&self, env: Env) -> Result<BigInt> {
+        self.live(&env, |m| Ok(BigInt::from(m.address() as u64)))
+    }
+
+    /// The mapped length in bytes.
+    #[napi(getter)]
+    pub fn size(&self, env: Env) -> Result<f64> {
+        self.live(&env, |m| Ok(m.size() as f64))
+    }
+
+    /// The effective store granularity: what `persist` does to make stores durable.
+    #[napi(getter)]
+    pub fn store_granularity(&self, env: Env) -> Result<Granularity> {
+        self.live(&env, |m| {
+            Ok(match m.store_granularity() {
+                pmem2::Granularity::Byte => Granularity::Byte,
+                pmem2::Granularity::CacheLine => Granularity::CacheLine,
+                pmem2::Granularity::Page => Granularity::Page,
+            })
+        })
+    }
+
+    /// Whether the kernel granted MAP_SYNC (a DAX file).
+    #[napi(getter)]
+    pub fn map_sync(&self, env: Env) -> Result<bool> {
+        self.live(&env, |m| Ok(m.map_sync()))
+    }
+
+    /// The sharing mode the mapping was made with.
+    #[napi(getter)]
+    pub fn sharing(&self, env: Env) -> Result<Sharing> {
+        self.live(&env, |m| {
+            Ok(match m.sharing() {
+                pmem2::Sharing::Shared => Sharing::Shared,
+                pmem2::Sharing::Private => Sharing::Private,
+            })
+        })
+    }
+
+    /// The protection the mapping was made with (`PROT_*` bits).
+    #[napi(getter)]
+    pub fn protection(&self, env: Env) -> Result<u32> {
+        self.live(&env, |m| Ok(m.protection().bits()))
+    }
+
+    /// A zero-copy Buffer over the mapped bytes (the same Buffer on every access).
+    ///
+    /// Throws `PMEM2_E_NO_ACCESS` for a mapping without `PROT_WRITE` (a store through it
+    /// would kill the process, and JavaScript has no read-only Buffer: use `read()`), and
+    /// `ERR_EXTERNAL_BUFFERS_NOT_ALLOWED` where the runtime forbids external memory.
+    #[napi(getter, ts_return_type = "Buffer")]
+    pub fn buffer<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>> {
+        if let Some(cached) = &self.buffer {
+            self.live(env, |_| Ok(()))?;
+            if let Some(value) = cached.get(env)? {
+                return Ok(js::unknown(env, value));
+            }
+        }
+        let size = self.live(env, |m| {
+            let rw = pmem2::Protection::READ | pmem2::Protection::WRITE;
+            if !m.protection().contains(rw) {
+                return Err(pmem2::Error::new(
+                    pmem2::ErrorKind::NoAccess,
+                    "mapping.buffer needs PROT_READ | PROT_WRITE: JavaScript cannot make a Buffer read-only and a \
+                     store to a read-only page would kill the process; use mapping.read(offset, length)",
+                ));
+            }
+            Ok(m.size())
+        })?;
+        let runtime = error::runtime(env)?;
+        if size as f64 > runtime.max_buffer_length {
+            return Err(error::range(
+                env,
+                &format!(
+                    "the mapping ({size} bytes) is larger than the largest Buffer this runtime allows ({}); \
+                     use mapping.view(offset, length) for a window",
+                    runtime.max_buffer_length
+                ),
+            ));
+        }
+        let ab = self.external_arraybuffer(env, 0, size)?;
+        let to_buffer = runtime
+            .to_buffer
+            .get(env)?
+            .ok_or_else(|| Error::from_reason("toBuffer collected"))?;
+        let buffer = js::call(env, to_buffer, &[ab])?;
+        self.buffer = Some(JsRef::new(env, buffer, true)?);
+        Ok(js::unknown(env, buffer))
+    }
+
+    /// Makes `[offset, offset+length)` durable: msync for PAGE, cache-line flushes and a
+    /// fence for CACHE_LINE, a fence for BYTE. Out-of-range arguments throw a RangeError.
+    #[napi(ts_args_type = "offset: number | bigint, length: number | bigint")]
+    pub fn persist(&self, env: Env, offset: Unknown, length: Unknown) -> Result<()> {
+        let (offset, length) = (usize_arg(&env, &offset, "offset")?, usize_arg(&env, &length, "length")?);
+        self.live(&env, |m| m.persist(offset, length))
+    }
+
+    /// Flushes `[offset, offset+length)` without waiting; `drain()` completes it.
+    #[napi(ts_args_type = "offset: number | bigint, length: number | bigint")]
+    pub fn flush(&self, env: Env, offset: Unknown, length: Unknown) -> Result<()> {
+        let (offset, length) = (usize_arg(&env, &offset, "offset")?, usize_arg(&env, &length, "length")?);
+        self.live(&env, |m| m.flush(offset, length))
+    }
+
+    /// Waits for earlier flushes to complete.
+    #[napi]
+    pub fn drain(&self, env: Env) -> Result<()> {
+        self.live(&env, |m| {
+            m.drain();
+            Ok(())
+        })
+    }
+
+    /// Copies `length` bytes at `offset` into a new Buffer (works for read-only mappings and
+    /// runtimes without external buffers).
+    #[napi(ts_args_type = "offset: number | bigint, length: number | bigint")]
+    pub fn read(&self, env: Env, offset: Unknown, length: Unknown) -> Result<Buffer> {
+        let (offset, length) = (usize_arg(&env, &offset, "offset")?, usize_arg(&env, &length, "length")?);
+        self.live(&env, |m| {
+            m.checked_range(offset, length)?;
+            let mut out = vec![0u8; length];
+            m.read(offset, &mut out)?;
+            Ok(Buffer::from(out))
+        })
+    }
+
+    /// Copies `data` to `offset` and persists it, in one call.
+    #[napi(ts_args_type = "offset: number | bigint, data: Uint8Array")]
+    pub fn write(&self, env: Env, offset: Unknown, data: Unknown) -> Result<()> {
+        let offset = usize_arg(&env, &offset, "offset")?;
+        let data = bytes_arg(&env, &data, "data")?;
+        self.live(&env, |m| {
+            m.write(offset, &data)?;
+            m.persist(offset, data.len())
+        })
+    }
+
+    /// Unmaps now: every Buffer over the mapping is detached (length 0) and every later
+    /// call throws `PMEM2_E_MAPPING_NOT_FOUND`. A second call does nothing.
+    #[napi]
+    pub fn unmap(&mut self, env: Env) -> Result<()> {
+        let mut state = self.region.state.write().unwrap_or_else(|e| e.into_inner());
+        let State::Mapped(_) = &*state else {
+            return Ok(());
+        };
+        let mut escaped = false;
+        for ab in self.arraybuffers.drain(..) {
+            if let Some(value) = ab.get(&env)? {
+                escaped |= js::detach_arraybuffer(&env, value)?;
+            }
+            ab.delete(&env);
+        }
+        if let Some(buffer) = self.buffer.take() {
+            buffer.delete(&env);
+        }
+        let State::Mapped(map) = std::mem::replace(&mut *state, State::Unmapped) else {
+            unreachable!()
+        };
+        // Detached buffers never touch memory again, so without an escaped one the range can
+        // go at once; with one, it stays reserved until that buffer is collected.
+        if escaped {
+            *state = State::Retired(map.release_file().or_throw(&env)?);
+        } else {
+            map.unmap().or_throw(&env)?;
+        }
+        Ok(())
+    }
+
+    /// The same as `unmap()` (libpmem2's `pmem2_map_delete`).
+    #[napi(js_name = "delete")]
+    pub fn delete_mapping(&mut self, env: Env) -> Result<()> {
+        self.unmap(env)
+    }
+}
+
+/// The bytes of a Buffer or Uint8Array argument, copied so that a view of this very mapping
+/// can be passed.
+fn bytes_arg(env: &Env, value: &Unknown, name: &str) -> Result<Vec<u8>> {
+    match js::typed_bytes(env, value)? {
+        Some(bytes) => Ok(bytes),
+        None => Err(error::type_error(
+            env,
+            &format!("The \"{name}\" argument must be a Buffer or Uint8Array"),
+        )),
+    }
+}
+
+fn unwrap<'env, T>(env: &Env, value: &Unknown<'env>, name: &str, class: &str) -> Result<ClassInstance<'env, T>>
+where
+    T: JavaScriptClassExt + MaybeTypeTag + 'env,
+{
+    js::unwrap_class::<T>(env, value)?
+        .ok_or_else(|| error::type_error(env, &format!("The \"{name}\" argument must be an instance of {class}")))
+}
+
+/// Seed form (libpmem2 API 1.0): maps the file set with `config.setFd(fd)`.
+///
+/// An unset granularity means PAGE and an unset protection follows the fd's access mode.
+/// Throws `PMEM2_E_FILE_HANDLE_NOT_SET` without an fd, `PMEM2_E_INVALID_FILE_HANDLE` for a
+/// bad fd, `PMEM2_E_MAP_RANGE` for a range past the end of the file, and `-errno` codes
+/// (such as `EACCES` for an append-only file) for other mmap failures.
+#[napi(ts_args_type = "config: Config")]
+pub fn map(env: Env, config: Unknown) -> Result<Mapping> {
+    let config = unwrap::<Config>(&env, &config, "config", "Config")?;
+    Ok(Mapping::new(pmem2::map(&config.inner).or_throw(&env)?))
+}
+
+/// Modern form (libpmem2 1.12): maps `source` as `config` describes, with libpmem2's order of
+/// checks and error codes.
+#[napi(js_name = "mapNew", ts_args_type = "config: Config, source: Source")]
+pub fn map_new(env: Env, config: Unknown, source: Unknown) -> Result<Mapping> {
+    let config = unwrap::<Config>(&env, &config, "config", "Config")?;
+    let source = unwrap::<Source>(&env, &source, "source", "Source")?;
+    Ok(Mapping::new(
+        pmem2::Mapping::new(&config.inner, &source.inner).or_throw(&env)?,
+    ))
+}

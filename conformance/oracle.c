@@ -31,6 +31,9 @@
  * size and align are only asked for when the source was created, msize and gran only when
  * pmem2_map_new succeeded. "open" failing prints "src=open:-ERRNO".
  * PMEM2_FORCE_GRANULARITY in the environment is honoured by libpmem2 itself.
+ *
+ * "oracle --constants" instead prints the header's error codes, protection bits and enum
+ * values, one "NAME VALUE" per line.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -237,8 +240,65 @@ out:
 	fflush(stdout);
 }
 
-int main(void)
+/* "oracle --constants": every constant pmem2 mirrors, as "NAME VALUE" lines. */
+static void print_constants(void)
 {
+#define C(name) printf("%s %lld\n", #name, (long long)(name))
+	C(PMEM2_E_UNKNOWN);
+	C(PMEM2_E_NOSUPP);
+	C(PMEM2_E_FILE_HANDLE_NOT_SET);
+	C(PMEM2_E_INVALID_FILE_HANDLE);
+	C(PMEM2_E_INVALID_FILE_TYPE);
+	C(PMEM2_E_MAP_RANGE);
+	C(PMEM2_E_MAPPING_EXISTS);
+	C(PMEM2_E_GRANULARITY_NOT_SET);
+	C(PMEM2_E_GRANULARITY_NOT_SUPPORTED);
+	C(PMEM2_E_OFFSET_OUT_OF_RANGE);
+	C(PMEM2_E_OFFSET_UNALIGNED);
+	C(PMEM2_E_INVALID_ALIGNMENT_FORMAT);
+	C(PMEM2_E_INVALID_ALIGNMENT_VALUE);
+	C(PMEM2_E_INVALID_SIZE_FORMAT);
+	C(PMEM2_E_LENGTH_UNALIGNED);
+	C(PMEM2_E_MAPPING_NOT_FOUND);
+	C(PMEM2_E_BUFFER_TOO_SMALL);
+	C(PMEM2_E_SOURCE_EMPTY);
+	C(PMEM2_E_INVALID_SHARING_VALUE);
+	C(PMEM2_E_SRC_DEVDAX_PRIVATE);
+	C(PMEM2_E_INVALID_ADDRESS_REQUEST_TYPE);
+	C(PMEM2_E_ADDRESS_UNALIGNED);
+	C(PMEM2_E_ADDRESS_NULL);
+	C(PMEM2_E_DEEP_FLUSH_RANGE);
+	C(PMEM2_E_INVALID_REGION_FORMAT);
+	C(PMEM2_E_DAX_REGION_NOT_FOUND);
+	C(PMEM2_E_INVALID_DEV_FORMAT);
+	C(PMEM2_E_CANNOT_READ_BOUNDS);
+	C(PMEM2_E_NO_BAD_BLOCK_FOUND);
+	C(PMEM2_E_LENGTH_OUT_OF_RANGE);
+	C(PMEM2_E_INVALID_PROT_FLAG);
+	C(PMEM2_E_NO_ACCESS);
+	C(PMEM2_E_VM_RESERVATION_NOT_EMPTY);
+	C(PMEM2_E_MAP_EXISTS);
+	C(PMEM2_E_FILE_DESCRIPTOR_NOT_SET);
+	C(PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED);
+	C(PMEM2_E_IO_FAIL);
+	C(PMEM2_PROT_EXEC);
+	C(PMEM2_PROT_READ);
+	C(PMEM2_PROT_WRITE);
+	C(PMEM2_PROT_NONE);
+	C(PMEM2_GRANULARITY_BYTE);
+	C(PMEM2_GRANULARITY_CACHE_LINE);
+	C(PMEM2_GRANULARITY_PAGE);
+	C(PMEM2_SHARED);
+	C(PMEM2_PRIVATE);
+#undef C
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && !strcmp(argv[1], "--constants")) {
+		print_constants();
+		return 0;
+	}
 	char line[8192];
 	while (fgets(line, sizeof(line), stdin))
 		run(line);

@@ -8,9 +8,8 @@
 //! `PMEM2_CONFORMANCE_VERBOSE=1 cargo test --test conformance -- --nocapture` prints every
 //! scenario with libpmem2's answer.
 //!
-//! This binary holds one test that runs every scenario sequentially: it sets
-//! `PMEM2_FORCE_GRANULARITY` in-process between rounds, and its "closed fd" scenarios need
-//! no other thread opening files.
+//! One test runs every scenario sequentially: it sets `PMEM2_FORCE_GRANULARITY` in-process
+//! between rounds, so no other test of this binary may map files at the same time.
 
 mod common;
 
@@ -123,7 +122,12 @@ fn open_fd(mode: &str, path: &Path) -> Result<(RawFd, Option<OwnedFd>), i32> {
         "neg" => return Ok((-1, None)),
         _ => panic!("unknown mode {mode}"),
     };
-    let fd = open(path, flags).map_err(|e| -e.raw_os_error().unwrap())?;
+    let mut fd = open(path, flags).map_err(|e| -e.raw_os_error().unwrap())?;
+    if mode.starts_with("closed") {
+        // A number far above the others, so no fd another test thread opens (a pipe to the
+        // oracle) can take it while it is closed.
+        fd = common::dup_high(&fd);
+    }
     let raw = fd.as_raw_fd();
     if mode == "closed" {
         drop(fd);
@@ -183,8 +187,13 @@ fn run_pmem2(s: &Scenario) -> String {
     format!("{} src=0 size={size} align={align} off={off} {result}", s.id)
 }
 
-/// Compiles the oracle into the target directory once per test run.
+/// Compiles the oracle into the target directory, once per test process.
 fn build_oracle() -> PathBuf {
+    static ORACLE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ORACLE.get_or_init(compile_oracle).clone()
+}
+
+fn compile_oracle() -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance/oracle.c");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pmem2-oracle");
     let flags = Command::new("pkg-config")
@@ -583,4 +592,44 @@ fn anonymous_length_zero_ignores_the_offset_like_libpmem2() {
         })
         .collect();
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// The numbers pmem2 uses are the numbers in Debian's libpmem2 headers, as the C compiler sees them.
+#[test]
+fn error_codes_and_constants_match_the_libpmem2_header() {
+    use pmem2::{ErrorKind, Protection, ERROR_CODES};
+    let out = Command::new(build_oracle()).arg("--constants").output().unwrap();
+    assert!(out.status.success());
+    let header: HashMap<String, i64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (name, value) = l.split_once(' ').unwrap();
+            (name.to_owned(), value.parse().unwrap())
+        })
+        .collect();
+    let header_codes = header.keys().filter(|k| k.starts_with("PMEM2_E_")).count();
+    assert_eq!(ERROR_CODES.len(), header_codes, "one ErrorKind per PMEM2_E_* code");
+    for &(name, code) in ERROR_CODES {
+        assert_eq!(header.get(name), Some(&(code as i64)), "{name}");
+        let kind = ErrorKind::from_code(code).unwrap();
+        assert_eq!((kind.name(), kind.code()), (name, code));
+    }
+    assert_eq!(header["PMEM2_PROT_EXEC"], Protection::EXEC.bits() as i64);
+    assert_eq!(header["PMEM2_PROT_READ"], Protection::READ.bits() as i64);
+    assert_eq!(header["PMEM2_PROT_WRITE"], Protection::WRITE.bits() as i64);
+    assert_eq!(header["PMEM2_PROT_NONE"], Protection::NONE.bits() as i64);
+    assert_eq!(header["PMEM2_GRANULARITY_BYTE"], Granularity::Byte as i64);
+    assert_eq!(header["PMEM2_GRANULARITY_CACHE_LINE"], Granularity::CacheLine as i64);
+    assert_eq!(header["PMEM2_GRANULARITY_PAGE"], Granularity::Page as i64);
+    assert_eq!(header["PMEM2_SHARED"], Sharing::Shared as i64);
+    assert_eq!(header["PMEM2_PRIVATE"], Sharing::Private as i64);
+    for (value, g) in [
+        (0, Granularity::Byte),
+        (1, Granularity::CacheLine),
+        (2, Granularity::Page),
+    ] {
+        assert_eq!(Granularity::try_from(value).unwrap(), g);
+    }
+    assert_eq!(Sharing::try_from(header["PMEM2_PRIVATE"]).unwrap(), Sharing::Private);
 }

@@ -44,14 +44,21 @@ pub fn open(path: &Path, flags: libc::c_int) -> std::io::Result<OwnedFd> {
     Ok(opts.open(path)?.into())
 }
 
-/// A file descriptor number that is not open in this process (opened, then closed).
-///
-/// Only meaningful while no other thread opens files: test binaries using it run the
-/// affected code in a single test.
+/// A duplicate of `fd` numbered 900 or above. Descriptors are allocated lowest first, so no
+/// other thread's open() takes such a number back while a test keeps it closed.
+pub fn dup_high(fd: &impl AsRawFd) -> OwnedFd {
+    // SAFETY: F_DUPFD_CLOEXEC only creates a new descriptor.
+    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 900) };
+    assert!(high >= 900, "fcntl F_DUPFD: {}", std::io::Error::last_os_error());
+    // SAFETY: `high` was just created and is owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(high) }
+}
+
+/// A file descriptor number that is not open in this process (opened high, then closed).
 pub fn closed_fd() -> RawFd {
-    let fd = File::open("/dev/null").unwrap().as_raw_fd();
-    // The File is dropped at the end of the statement above, closing `fd`.
-    fd
+    let file = File::open("/dev/null").unwrap();
+    dup_high(&file).as_raw_fd()
+    // The duplicate is dropped at the end of the statement above, closing it.
 }
 
 /// The number of open file descriptors of this process.

@@ -1,0 +1,26 @@
+// ES module entry: the generated CommonJS loader (index.js) with named exports.
+// __test__/esm.spec.ts checks that this list names every export of index.js.
+import binding from './index.js'
+
+export const {
+  Config,
+  Granularity,
+  map,
+  mapNew,
+  Mapping,
+  MEM_NODRAIN,
+  MEM_NOFLUSH,
+  MEM_NONTEMPORAL,
+  MEM_TEMPORAL,
+  MEM_WB,
+  MEM_WC,
+  Pmem2Error,
+  PROT_EXEC,
+  PROT_NONE,
+  PROT_READ,
+  PROT_WRITE,
+  Sharing,
+  Source,
+  errorCodes,
+} = binding
+export default binding

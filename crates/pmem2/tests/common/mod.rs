@@ -199,10 +199,11 @@ pub fn child_command(test: &str, action: &str, env: &[(&str, &str)]) -> Command 
     cmd
 }
 
-/// Asserts that a child process exited normally with status 0, showing its output if not.
+/// Asserts that a child process ran its one test and exited with status 0, showing its
+/// output if not.
 pub fn assert_child_ok(out: &Output) {
     assert!(
-        out.status.success(),
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("test result: ok. 1 passed"),
         "child failed: {:?}\nstdout:\n{}\nstderr:\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),

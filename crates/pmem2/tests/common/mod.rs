@@ -181,7 +181,8 @@ pub fn child_action() -> Option<String> {
 }
 
 /// Runs the test named `test` of this test binary again in a child process, with
-/// `PMEM2_TEST_CHILD=action` and `env` set; the test recognises the child with
+/// `PMEM2_TEST_CHILD=action` and `env` set (and no inherited PMEM2_FORCE_GRANULARITY or
+/// PMEM2_SYSFS_ROOT); the test recognises the child with
 /// [`child_action`] and performs `action` instead of its usual body.
 pub fn run_child(test: &str, action: &str, env: &[(&str, &str)]) -> Output {
     child_command(test, action, env).output().unwrap()
@@ -192,7 +193,9 @@ pub fn child_command(test: &str, action: &str, env: &[(&str, &str)]) -> Command 
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, action)
-        .env_remove("RUST_BACKTRACE");
+        .env_remove("RUST_BACKTRACE")
+        .env_remove(pmem2::FORCE_GRANULARITY_ENV)
+        .env_remove(pmem2::SYSFS_ROOT_ENV);
     for (k, v) in env {
         cmd.env(k, v);
     }

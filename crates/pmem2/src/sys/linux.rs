@@ -254,3 +254,15 @@ pub fn prot_bits(read: bool, write: bool, exec: bool) -> libc::c_int {
     }
     prot
 }
+
+/// `posix_fallocate(fd, 0, len)`: makes the file at least `len` bytes with blocks allocated,
+/// so stores through a mapping cannot hit SIGBUS for lack of space.
+pub fn allocate(fd: RawFd, len: u64) -> Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| Error::os(libc::EFBIG, "posix_fallocate"))?;
+    // SAFETY: posix_fallocate only acts on the descriptor; a bad fd yields an errno.
+    let rc = unsafe { libc::posix_fallocate(fd, 0, len) };
+    if rc != 0 {
+        return Err(Error::os(rc, "posix_fallocate"));
+    }
+    Ok(())
+}

@@ -60,6 +60,20 @@ export declare interface Mapping {
   [Symbol.dispose](): void
 }
 
+/** Options of `mapFile` and `mapFileAsync`. */
+export interface MapFileOptions {
+  /** Make the file at least this many bytes, allocating its blocks (`posix_fallocate`). */
+  size?: number | bigint
+  /** Create the file if it does not exist. */
+  create?: boolean
+  /** The coarsest granularity the program can work with (default `Granularity.Page`). */
+  granularity?: Granularity
+  /** Open read-only and map with `PROT_READ` (no `buffer`; use `read()`). */
+  readOnly?: boolean
+  /** `Sharing.Shared` (default) or `Sharing.Private`. */
+  sharing?: Sharing
+}
+
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
@@ -133,6 +147,16 @@ export declare class Mapping {
   /** The protection the mapping was made with (`PROT_*` bits). */
   get protection(): number
   /**
+   * How `persist` makes stores durable: `'clwb'`, `'clflushopt'` or `'clflush'` (CACHE_LINE),
+   * `'msync'` (PAGE), or `'none'` (BYTE: a fence suffices).
+   */
+  get flushMethod(): 'clwb' | 'clflushopt' | 'clflush' | 'dc cvap' | 'dc cvac' | 'msync' | 'none'
+  /**
+   * Like `persist`, on the libuv thread pool: PAGE persists (msync) do not block the event
+   * loop. Rejects with the same `Pmem2Error`s.
+   */
+  persistAsync(offset: number | bigint, length: number | bigint): Promise<void>
+  /**
    * A zero-copy Buffer over the mapped bytes (the same Buffer on every access).
    *
    * Throws `PMEM2_E_NO_ACCESS` for a mapping without `PROT_WRITE` (a store through it
@@ -140,6 +164,11 @@ export declare class Mapping {
    * `ERR_EXTERNAL_BUFFERS_NOT_ALLOWED` where the runtime forbids external memory.
    */
   get buffer(): Buffer
+  /**
+   * A zero-copy Buffer over `[offset, offset+length)`: the way to reach mappings larger
+   * than the largest Buffer the runtime allows. Detached by `unmap()` like `buffer`.
+   */
+  view(offset: number | bigint, length: number | bigint): Buffer
   /**
    * Makes `[offset, offset+length)` durable: msync for PAGE, cache-line flushes and a
    * fence for CACHE_LINE, a fence for BYTE. Out-of-range arguments throw a RangeError.
@@ -210,6 +239,22 @@ export declare enum Granularity {
  * (such as `EACCES` for an append-only file) for other mmap failures.
  */
 export declare function map(config: Config): Mapping
+
+/** `mapNew` on the libuv thread pool. Keep the source's fd open until the promise settles. */
+export declare function mapAsync(config: Config, source: Source): Promise<Mapping>
+
+/**
+ * Opens `path` (creating it and allocating `size` bytes when asked), maps the whole file and
+ * closes the fd. Defaults: existing file, read-write, shared, PAGE granularity.
+ *
+ * ```ts
+ * const log = mapFile('/mnt/pmem/log', { size: 1 << 20, create: true })
+ * ```
+ */
+export declare function mapFile(path: string, options?: MapFileOptions): Mapping
+
+/** `mapFile` on the libuv thread pool. Rejects with the same `Pmem2Error`s. */
+export declare function mapFileAsync(path: string, options?: MapFileOptions): Promise<Mapping>
 
 /**
  * Modern form (libpmem2 1.12): maps `source` as `config` describes, with libpmem2's order of

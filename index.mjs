@@ -4,8 +4,12 @@ import binding from './index.js'
 
 export const {
   Config,
+  errorCodes,
   Granularity,
   map,
+  mapAsync,
+  mapFile,
+  mapFileAsync,
   mapNew,
   Mapping,
   MEM_NODRAIN,
@@ -21,6 +25,5 @@ export const {
   PROT_WRITE,
   Sharing,
   Source,
-  errorCodes,
 } = binding
 export default binding

@@ -59,3 +59,17 @@ export declare interface Mapping {
   /** Unmaps at the end of a `using` block. */
   [Symbol.dispose](): void
 }
+
+/** Options of `mapFile` and `mapFileAsync`. */
+export interface MapFileOptions {
+  /** Make the file at least this many bytes, allocating its blocks (`posix_fallocate`). */
+  size?: number | bigint
+  /** Create the file if it does not exist. */
+  create?: boolean
+  /** The coarsest granularity the program can work with (default `Granularity.Page`). */
+  granularity?: Granularity
+  /** Open read-only and map with `PROT_READ` (no `buffer`; use `read()`). */
+  readOnly?: boolean
+  /** `Sharing.Shared` (default) or `Sharing.Private`. */
+  sharing?: Sharing
+}

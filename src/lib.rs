@@ -11,8 +11,10 @@ mod args;
 mod config;
 mod error;
 mod js;
+mod map_file;
 mod mapping;
 mod source;
+mod tasks;
 
 use js::JsRef;
 use napi::bindgen_prelude::*;

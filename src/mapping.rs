@@ -29,6 +29,20 @@ pub(crate) struct Region {
     state: RwLock<State>,
 }
 
+impl Region {
+    /// Runs `f` on the live mapping; `PMEM2_E_MAPPING_NOT_FOUND` after `unmap()`.
+    pub(crate) fn with_live<R>(&self, f: impl FnOnce(&pmem2::Mapping) -> pmem2::Result<R>) -> pmem2::Result<R> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        match &*state {
+            State::Mapped(map) => f(map),
+            _ => Err(pmem2::Error::new(
+                pmem2::ErrorKind::MappingNotFound,
+                "the mapping was unmapped; it can no longer be used",
+            )),
+        }
+    }
+}
+
 /// A mapped range of a file or of anonymous memory.
 ///
 /// ```ts
@@ -46,18 +60,8 @@ pub struct Mapping {
     arraybuffers: Vec<JsRef>,
 }
 
-fn not_found(env: &Env) -> Error {
-    error::pmem2(
-        env,
-        pmem2::Error::new(
-            pmem2::ErrorKind::MappingNotFound,
-            "the mapping was unmapped; it can no longer be used",
-        ),
-    )
-}
-
 impl Mapping {
-    fn new(map: pmem2::Mapping) -> Mapping {
+    pub(crate) fn new(map: pmem2::Mapping) -> Mapping {
         Mapping {
             region: Arc::new(Region {
                 state: RwLock::new(State::Mapped(map)),
@@ -69,11 +73,11 @@ impl Mapping {
 
     /// Runs `f` on the live mapping, or throws `PMEM2_E_MAPPING_NOT_FOUND` after `unmap()`.
     fn live<R>(&self, env: &Env, f: impl FnOnce(&pmem2::Mapping) -> pmem2::Result<R>) -> Result<R> {
-        let state = self.region.state.read().unwrap_or_else(|e| e.into_inner());
-        match &*state {
-            State::Mapped(map) => f(map).or_throw(env),
-            _ => Err(not_found(env)),
-        }
+        self.region.with_live(f).or_throw(env)
+    }
+
+    pub(crate) fn region(&self) -> Arc<Region> {
+        Arc::clone(&self.region)
     }
 
     /// An external ArrayBuffer over `[offset, offset+len)` of the live mapping, tracked for
@@ -99,6 +103,41 @@ impl Mapping {
             )),
             Err(ExternalError::Other(e)) => Err(e),
         }
+    }
+}
+
+impl Mapping {
+    /// A Buffer over `[offset, offset+len)`, after the checks `buffer` and `view` share.
+    fn window(&mut self, env: &Env, offset: usize, len: usize, what: &str) -> Result<napi::sys::napi_value> {
+        self.live(env, |m| {
+            m.checked_range(offset, len)?;
+            let rw = pmem2::Protection::READ | pmem2::Protection::WRITE;
+            if !m.protection().contains(rw) {
+                return Err(pmem2::Error::new(
+                    pmem2::ErrorKind::NoAccess,
+                    "a Buffer over the mapping needs PROT_READ | PROT_WRITE: JavaScript cannot make a Buffer \
+                     read-only and a store to a read-only page would kill the process; use mapping.read(offset, length)",
+                ));
+            }
+            Ok(())
+        })?;
+        let runtime = error::runtime(env)?;
+        if len as f64 > runtime.max_buffer_length {
+            return Err(error::range(
+                env,
+                &format!(
+                    "{what} ({len} bytes) is larger than the largest Buffer this runtime allows ({}); \
+                     use mapping.view(offset, length) for a smaller window",
+                    runtime.max_buffer_length
+                ),
+            ));
+        }
+        let ab = self.external_arraybuffer(env, offset, len)?;
+        let to_buffer = runtime
+            .to_buffer
+            .get(env)?
+            .ok_or_else(|| Error::from_reason("toBuffer collected"))?;
+        js::call(env, to_buffer, &[ab])
     }
 }
 
@@ -164,6 +203,42 @@ impl Mapping {
         self.live(&env, |m| Ok(m.protection().bits()))
     }
 
+    /// How `persist` makes stores durable: `'clwb'`, `'clflushopt'` or `'clflush'` (CACHE_LINE),
+    /// `'msync'` (PAGE), or `'none'` (BYTE: a fence suffices).
+    #[napi(
+        getter,
+        ts_return_type = "'clwb' | 'clflushopt' | 'clflush' | 'dc cvap' | 'dc cvac' | 'msync' | 'none'"
+    )]
+    pub fn flush_method(&self, env: Env) -> Result<&'static str> {
+        self.live(&env, |m| {
+            Ok(match m.store_granularity() {
+                pmem2::Granularity::Page => "msync",
+                pmem2::Granularity::CacheLine => pmem2::persist::flush_instruction().name(),
+                pmem2::Granularity::Byte => "none",
+            })
+        })
+    }
+
+    /// Like `persist`, on the libuv thread pool: PAGE persists (msync) do not block the event
+    /// loop. Rejects with the same `Pmem2Error`s.
+    #[napi(
+        ts_args_type = "offset: number | bigint, length: number | bigint",
+        ts_return_type = "Promise<void>"
+    )]
+    pub fn persist_async(
+        &self,
+        env: Env,
+        offset: Unknown,
+        length: Unknown,
+    ) -> Result<AsyncTask<crate::tasks::PersistTask>> {
+        let (offset, length) = (usize_arg(&env, &offset, "offset")?, usize_arg(&env, &length, "length")?);
+        Ok(AsyncTask::new(crate::tasks::PersistTask::new(
+            self.region(),
+            offset,
+            length,
+        )))
+    }
+
     /// A zero-copy Buffer over the mapped bytes (the same Buffer on every access).
     ///
     /// Throws `PMEM2_E_NO_ACCESS` for a mapping without `PROT_WRITE` (a store through it
@@ -177,35 +252,21 @@ impl Mapping {
                 return Ok(js::unknown(env, value));
             }
         }
-        let size = self.live(env, |m| {
-            let rw = pmem2::Protection::READ | pmem2::Protection::WRITE;
-            if !m.protection().contains(rw) {
-                return Err(pmem2::Error::new(
-                    pmem2::ErrorKind::NoAccess,
-                    "mapping.buffer needs PROT_READ | PROT_WRITE: JavaScript cannot make a Buffer read-only and a \
-                     store to a read-only page would kill the process; use mapping.read(offset, length)",
-                ));
-            }
-            Ok(m.size())
-        })?;
-        let runtime = error::runtime(env)?;
-        if size as f64 > runtime.max_buffer_length {
-            return Err(error::range(
-                env,
-                &format!(
-                    "the mapping ({size} bytes) is larger than the largest Buffer this runtime allows ({}); \
-                     use mapping.view(offset, length) for a window",
-                    runtime.max_buffer_length
-                ),
-            ));
-        }
-        let ab = self.external_arraybuffer(env, 0, size)?;
-        let to_buffer = runtime
-            .to_buffer
-            .get(env)?
-            .ok_or_else(|| Error::from_reason("toBuffer collected"))?;
-        let buffer = js::call(env, to_buffer, &[ab])?;
+        let size = self.live(env, |m| Ok(m.size()))?;
+        let buffer = self.window(env, 0, size, "the mapping")?;
         self.buffer = Some(JsRef::new(env, buffer, true)?);
+        Ok(js::unknown(env, buffer))
+    }
+
+    /// A zero-copy Buffer over `[offset, offset+length)`: the way to reach mappings larger
+    /// than the largest Buffer the runtime allows. Detached by `unmap()` like `buffer`.
+    #[napi(
+        ts_args_type = "offset: number | bigint, length: number | bigint",
+        ts_return_type = "Buffer"
+    )]
+    pub fn view<'env>(&mut self, env: &'env Env, offset: Unknown, length: Unknown) -> Result<Unknown<'env>> {
+        let (offset, length) = (usize_arg(env, &offset, "offset")?, usize_arg(env, &length, "length")?);
+        let buffer = self.window(env, offset, length, "the view")?;
         Ok(js::unknown(env, buffer))
     }
 

@@ -1,0 +1,107 @@
+//! `mapFile(path, options)`: open, size, map and close in one call; and the async forms.
+
+use crate::args::{int_arg, u64_arg};
+use crate::config::Config;
+use crate::error::{self, OrThrow};
+use crate::js;
+use crate::mapping::Mapping;
+use crate::source::Source;
+use crate::tasks::MapTask;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+fn path_arg(env: &Env, path: &Unknown) -> Result<String> {
+    if path.get_type()? != ValueType::String {
+        return Err(error::type_error(env, "The \"path\" argument must be of type string"));
+    }
+    path.coerce_to_string()?.into_utf8()?.into_owned()
+}
+
+fn bool_field(env: &Env, options: &Object, name: &str) -> Result<Option<bool>> {
+    let value: Unknown = options.get_named_property(name)?;
+    match value.get_type()? {
+        ValueType::Undefined => Ok(None),
+        ValueType::Boolean => Ok(Some(value.coerce_to_bool()?)),
+        _ => Err(error::type_error(
+            env,
+            &format!("The \"options.{name}\" property must be of type boolean"),
+        )),
+    }
+}
+
+fn file_options(env: &Env, options: Option<Unknown>) -> Result<pmem2::FileOptions> {
+    let mut out = pmem2::FileOptions::default();
+    let Some(options) = options.filter(|o| !matches!(o.get_type(), Ok(ValueType::Undefined))) else {
+        return Ok(out);
+    };
+    if options.get_type()? != ValueType::Object {
+        return Err(error::type_error(
+            env,
+            "The \"options\" argument must be of type object",
+        ));
+    }
+    let object = options.coerce_to_object()?;
+    let size: Unknown = object.get_named_property("size")?;
+    if size.get_type()? != ValueType::Undefined {
+        out.size = Some(u64_arg(env, &size, "options.size")?);
+    }
+    out.create = bool_field(env, &object, "create")?.unwrap_or(false);
+    out.read_only = bool_field(env, &object, "readOnly")?.unwrap_or(false);
+    let granularity: Unknown = object.get_named_property("granularity")?;
+    if granularity.get_type()? != ValueType::Undefined {
+        let value = int_arg(
+            env,
+            &granularity,
+            "options.granularity",
+            i32::MIN.into(),
+            i32::MAX.into(),
+        )?;
+        out.granularity = pmem2::Granularity::try_from(value).or_throw(env)?;
+    }
+    let sharing: Unknown = object.get_named_property("sharing")?;
+    if sharing.get_type()? != ValueType::Undefined {
+        let value = int_arg(env, &sharing, "options.sharing", i32::MIN.into(), i32::MAX.into())?;
+        out.sharing = pmem2::Sharing::try_from(value).or_throw(env)?;
+    }
+    Ok(out)
+}
+
+/// Opens `path` (creating it and allocating `size` bytes when asked), maps the whole file and
+/// closes the fd. Defaults: existing file, read-write, shared, PAGE granularity.
+///
+/// ```ts
+/// const log = mapFile('/mnt/pmem/log', { size: 1 << 20, create: true })
+/// ```
+#[napi(ts_args_type = "path: string, options?: MapFileOptions")]
+pub fn map_file(env: Env, path: Unknown, options: Option<Unknown>) -> Result<Mapping> {
+    let path = path_arg(&env, &path)?;
+    let options = file_options(&env, options)?;
+    Ok(Mapping::new(pmem2::map_file(path, &options).or_throw(&env)?))
+}
+
+/// `mapFile` on the libuv thread pool. Rejects with the same `Pmem2Error`s.
+#[napi(
+    ts_args_type = "path: string, options?: MapFileOptions",
+    ts_return_type = "Promise<Mapping>"
+)]
+pub fn map_file_async(env: Env, path: Unknown, options: Option<Unknown>) -> Result<AsyncTask<MapTask>> {
+    let path = path_arg(&env, &path)?;
+    let options = file_options(&env, options)?;
+    Ok(AsyncTask::new(MapTask::new(move || pmem2::map_file(path, &options))))
+}
+
+/// `mapNew` on the libuv thread pool. Keep the source's fd open until the promise settles.
+#[napi(ts_args_type = "config: Config, source: Source", ts_return_type = "Promise<Mapping>")]
+pub fn map_async(env: Env, config: Unknown, source: Unknown) -> Result<AsyncTask<MapTask>> {
+    let config = js::unwrap_class::<Config>(&env, &config)?
+        .ok_or_else(|| error::type_error(&env, "The \"config\" argument must be an instance of Config"))?
+        .inner
+        .clone();
+    let source = js::unwrap_class::<Source>(&env, &source)?
+        .ok_or_else(|| error::type_error(&env, "The \"source\" argument must be an instance of Source"))?
+        .inner
+        .clone();
+    Ok(AsyncTask::new(MapTask::new(move || {
+        pmem2::Mapping::new(&config, &source)
+    })))
+}

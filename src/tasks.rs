@@ -1,0 +1,91 @@
+//! Work that runs on the libuv thread pool: mapping (page-cache setup of large files) and
+//! PAGE-granularity persists (msync), so servers do not block their event loop.
+
+use crate::error;
+use crate::mapping::{Mapping, Region};
+use napi::bindgen_prelude::*;
+use std::sync::Arc;
+
+/// Runs a core operation off the JavaScript thread, keeping its error for `reject`, where an
+/// env exists to build the `Pmem2Error`.
+pub struct CoreTask<T: Send + 'static> {
+    job: Option<Box<dyn FnOnce() -> pmem2::Result<T> + Send>>,
+    failure: Option<pmem2::Error>,
+}
+
+impl<T: Send + 'static> CoreTask<T> {
+    fn new(job: impl FnOnce() -> pmem2::Result<T> + Send + 'static) -> CoreTask<T> {
+        CoreTask {
+            job: Some(Box::new(job)),
+            failure: None,
+        }
+    }
+
+    fn run(&mut self) -> Result<T> {
+        let job = self.job.take().ok_or_else(|| Error::from_reason("task already ran"))?;
+        job().map_err(|e| {
+            let reason = e.to_string();
+            self.failure = Some(e);
+            Error::from_reason(reason)
+        })
+    }
+
+    fn rejection(&mut self, env: &Env, err: Error) -> Error {
+        match self.failure.take() {
+            Some(e) => error::pmem2(env, e),
+            None => err,
+        }
+    }
+}
+
+/// `mapAsync` / `mapFileAsync`.
+pub struct MapTask(CoreTask<pmem2::Mapping>);
+
+impl MapTask {
+    pub fn new(job: impl FnOnce() -> pmem2::Result<pmem2::Mapping> + Send + 'static) -> MapTask {
+        MapTask(CoreTask::new(job))
+    }
+}
+
+impl Task for MapTask {
+    type Output = pmem2::Mapping;
+    type JsValue = Mapping;
+
+    fn compute(&mut self) -> Result<pmem2::Mapping> {
+        self.0.run()
+    }
+
+    fn resolve(&mut self, _env: Env, output: pmem2::Mapping) -> Result<Mapping> {
+        Ok(Mapping::new(output))
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Mapping> {
+        Err(self.0.rejection(&env, err))
+    }
+}
+
+/// `mapping.persistAsync`. Holds the region, so a concurrent `unmap()` waits for it.
+pub struct PersistTask(CoreTask<()>);
+
+impl PersistTask {
+    pub(crate) fn new(region: Arc<Region>, offset: usize, length: usize) -> PersistTask {
+        PersistTask(CoreTask::new(move || region.with_live(|m| m.persist(offset, length))))
+    }
+}
+
+impl Task for PersistTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        self.0.run()
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> Result<()> {
+        Ok(())
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<()> {
+        Err(self.0.rejection(&env, err))
+    }
+}

@@ -280,6 +280,27 @@ export declare const MEM_WB: number
 /** `PMEM2_F_MEM_WC`: write-combining (non-temporal) stores. */
 export declare const MEM_WC: number
 
+/** What pmem2 chose for this CPU and what the platform reports (eADR, page size). */
+export declare function platformInfo(): PlatformInfo
+
+/** The instructions pmem2 chose for this process and what the platform reports. */
+export interface PlatformInfo {
+  /** Cache-line flush instruction for CACHE_LINE mappings: `'clwb'`, `'clflushopt'`, `'clflush'`, … */
+  flushInstruction: string
+  /** Copy implementation of memcpy/memmove/memset: `'avx512f'`, `'avx'`, `'sse2'`, `'generic'`, `'libc'`. */
+  copyIsa: string
+  /** Whether non-temporal copies use MOVDIR64B (opt-in with `PMEM_MOVDIR64B`). */
+  movdir64b: boolean
+  /** Copies of at least this many bytes use non-temporal stores when no flag decides. */
+  movntThreshold: number
+  /** Whether every nd region reports `cpu_cache` persistence (eADR): BYTE granularity on DAX. */
+  eadr: boolean
+  /** The system page size. */
+  pageSize: number
+  /** The sysfs root pmem2 reads (`/sys`, or `PMEM2_SYSFS_ROOT`). */
+  sysfsRoot: string
+}
+
 /** `PMEM2_PROT_EXEC`: the mapping may be executed. */
 export declare const PROT_EXEC: number
 

@@ -850,6 +850,7 @@ module.exports.MEM_NONTEMPORAL = nativeBinding.MEM_NONTEMPORAL
 module.exports.MEM_TEMPORAL = nativeBinding.MEM_TEMPORAL
 module.exports.MEM_WB = nativeBinding.MEM_WB
 module.exports.MEM_WC = nativeBinding.MEM_WC
+module.exports.platformInfo = nativeBinding.platformInfo
 module.exports.PROT_EXEC = nativeBinding.PROT_EXEC
 module.exports.PROT_NONE = nativeBinding.PROT_NONE
 module.exports.PROT_READ = nativeBinding.PROT_READ

@@ -18,6 +18,7 @@ export const {
   MEM_TEMPORAL,
   MEM_WB,
   MEM_WC,
+  platformInfo,
   Pmem2Error,
   PROT_EXEC,
   PROT_NONE,

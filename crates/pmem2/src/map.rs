@@ -54,6 +54,8 @@ pub struct Mapping {
     sharing: Sharing,
     protection: Protection,
     file_type: Option<FileType>,
+    /// `st_rdev` of a device DAX source (for its deep-flush region), else 0.
+    rdev: u64,
 }
 
 // SAFETY: a Mapping is an address range plus plain metadata. Its methods either make
@@ -113,9 +115,11 @@ impl Mapping {
                 format!("offset {offset} is not a multiple of {alignment}"),
             ));
         }
-        let (fd, file_type) = match source.kind {
-            SourceKind::Anon { .. } => (None, None),
-            SourceKind::Fd { fd, file_type, .. } => (Some(fd), Some(file_type)),
+        let (fd, file_type, rdev) = match source.kind {
+            SourceKind::Anon { .. } => (None, None, 0),
+            SourceKind::Fd {
+                fd, file_type, rdev, ..
+            } => (Some(fd), Some(file_type), rdev),
         };
         // Anonymous sources ignore the offset for mapping but still count it in the range check.
         let file_offset = if fd.is_some() { offset } else { 0 };
@@ -130,7 +134,7 @@ impl Mapping {
                 "device DAX does not support mapping with MAP_PRIVATE",
             ));
         }
-        let content_len = validate_range(config, source_len, alignment)?;
+        let content_len = validate_range(config, source_len, alignment, file_offset)?;
         let content_len = usize::try_from(content_len).map_err(|_| {
             Error::new(
                 ErrorKind::MapRange,
@@ -176,6 +180,7 @@ impl Mapping {
             sharing: config.sharing,
             protection,
             file_type,
+            rdev,
         };
         let available = match fd {
             None => Granularity::Byte,
@@ -238,6 +243,11 @@ impl Mapping {
     /// The file type of an fd mapping, `None` for an anonymous one.
     pub fn file_type(&self) -> Option<FileType> {
         self.file_type
+    }
+
+    /// The device numbers (major, minor) of a device DAX source.
+    pub(crate) fn device_numbers(&self) -> (u32, u32) {
+        (libc::major(self.rdev), libc::minor(self.rdev))
     }
 
     /// The address of `[offset, offset + len)` after checking it lies inside the mapping.
@@ -311,6 +321,7 @@ impl Mapping {
         let base = self.addr.as_ptr() as usize;
         let from = (start as usize) & !(page - 1);
         let to = (start as usize + len).min(base + self.reserved_len);
+        crate::mem::counters::count_msync();
         // SAFETY: `from` is page aligned and not below `base` (itself page aligned), and
         // `to` is within the reservation this mapping owns.
         unsafe { sys::msync(from as *const u8, to - from) }
@@ -342,7 +353,7 @@ impl Mapping {
         Ok(())
     }
 
-    fn require(&self, needed: Protection, what: &str) -> Result<()> {
+    pub(crate) fn require(&self, needed: Protection, what: &str) -> Result<()> {
         if self.protection.contains(needed) {
             return Ok(());
         }
@@ -431,8 +442,10 @@ impl Drop for ReservedRange {
     }
 }
 
-/// libpmem2's `pmem2_config_validate_length`, then the content length.
-fn validate_range(config: &Config, source_len: u64, alignment: usize) -> Result<u64> {
+/// libpmem2's `pmem2_config_validate_length`, then the content length. `map_offset` is where
+/// the mapping really starts (0 for anonymous sources, which still count `config.offset` in
+/// the range check, as libpmem2 does).
+fn validate_range(config: &Config, source_len: u64, alignment: usize, map_offset: u64) -> Result<u64> {
     if source_len == 0 {
         return Err(Error::new(ErrorKind::SourceEmpty, "file length is equal 0"));
     }
@@ -455,7 +468,7 @@ fn validate_range(config: &Config, source_len: u64, alignment: usize) -> Result<
             format!("mapping larger than file size: offset {offset} + length {length} > {source_len}"),
         ));
     }
-    let content = if length != 0 { length } else { source_len - offset };
+    let content = if length != 0 { length } else { source_len - map_offset };
     if content == 0 {
         // libpmem2 lets mmap fail here with -EINVAL; a range error says what is wrong.
         return Err(Error::new(

@@ -72,12 +72,6 @@ impl Scenario {
             _ => None,
         }
     }
-
-    /// pmem2 bug: for anonymous sources libpmem2 ignores the offset when computing the
-    /// length-0 content length (file_len - effective_offset, which is 0), pmem2 subtracts it.
-    fn is_known_anon_offset_bug(&self) -> bool {
-        matches!(self.source, Src::Anon(_)) && self.length == 0 && self.offset != 0
-    }
 }
 
 fn gran_name(g: Granularity) -> &'static str {
@@ -464,7 +458,6 @@ struct Round {
     agree: usize,
     /// libpmem2's code for offset == size, length 0 (pmem2: MAP_RANGE) -> count.
     documented: std::collections::BTreeMap<i32, usize>,
-    known_bug: Vec<String>,
     mismatches: Vec<String>,
 }
 
@@ -478,7 +471,6 @@ fn compare(oracle: &Path, scenarios: &[Scenario], force: Option<&str>) -> Round 
     let mut round = Round {
         agree: 0,
         documented: Default::default(),
-        known_bug: Vec::new(),
         mismatches: Vec::new(),
     };
     for s in scenarios {
@@ -500,11 +492,7 @@ fn compare(oracle: &Path, scenarios: &[Scenario], force: Option<&str>) -> Round 
                 force.unwrap_or("-"),
                 s.line()
             );
-            if s.is_known_anon_offset_bug() {
-                round.known_bug.push(diff);
-            } else {
-                round.mismatches.push(diff);
-            }
+            round.mismatches.push(diff);
         }
     }
     std::env::remove_var(FORCE_GRANULARITY_ENV);
@@ -519,7 +507,6 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
     std::env::remove_var(pmem2::SYSFS_ROOT_ENV);
     let (mut total, mut agree) = (0, 0);
     let mut documented = std::collections::BTreeMap::<i32, usize>::new();
-    let mut known_bug = Vec::new();
     let mut mismatches = Vec::new();
     for force in [None, Some("CACHE_LINE"), Some("BYTE")] {
         let round = compare(&oracle, &scenarios, force);
@@ -528,7 +515,6 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
         for (rc, n) in round.documented {
             *documented.entry(rc).or_default() += n;
         }
-        known_bug.extend(round.known_bug);
         mismatches.extend(round.mismatches);
     }
     let documented_total: usize = documented.values().sum();
@@ -539,15 +525,11 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
     println!(
         "conformance: {total} scenarios ({} x 3 PMEM2_FORCE_GRANULARITY settings), {agree} agree, \
          {documented_total} documented differences (offset == file size with length 0, pmem2 -100006: {}), \
-         {} known pmem2 bugs (anonymous source, offset > 0, length 0), {} mismatches",
+         {} mismatches",
         scenarios.len(),
         documented_text.join(", "),
-        known_bug.len(),
         mismatches.len()
     );
-    for k in &known_bug {
-        println!("known bug: {k}");
-    }
     assert!(scenarios.len() >= 200, "only {} scenarios", scenarios.len());
     assert!(
         documented.get(&-libc::EINVAL).copied().unwrap_or(0) > 0,
@@ -558,15 +540,12 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
         "pmem2 disagrees with libpmem2:\n{}",
         mismatches.join("\n")
     );
-    assert_eq!(agree + documented_total + known_bug.len(), total);
+    assert_eq!(agree + documented_total, total);
 }
 
 /// libpmem2 maps an anonymous source from its start whatever the offset, and with length 0
-/// maps all of it (`content = size - effective_offset`, the effective offset being 0);
-/// pmem2 subtracts the configured offset, so it maps less, or fails with MAP_RANGE when the
-/// offset equals the size.
+/// maps all of it (`content = size - effective_offset`, the effective offset being 0).
 #[test]
-#[ignore = "pmem2 bug in src/map.rs validate_range: anonymous sources with offset > 0 and length 0"]
 fn anonymous_length_zero_ignores_the_offset_like_libpmem2() {
     let oracle = build_oracle();
     let mut scenarios = Vec::new();

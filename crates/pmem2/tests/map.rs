@@ -336,7 +336,6 @@ fn anonymous_offset_counts_in_the_range_check() {
 // pmem2_integration TEST28-32 with length 0: libpmem2 maps the whole source (the effective
 // offset of anonymous memory is 0).
 #[test]
-#[ignore = "pmem2 bug: src/map.rs validate_range subtracts the offset for anonymous sources"]
 fn anonymous_length_zero_maps_everything_whatever_the_offset() {
     let source = Source::from_anon(GIB as usize);
     let map = Mapping::new(&page_config(page(), 0), &source).unwrap();

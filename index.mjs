@@ -1,6 +1,7 @@
-// ES module entry: the generated CommonJS loader (index.js) with named exports.
+// ES module entry: the generated CommonJS loader (index.js, through index.cjs, which names the
+// platform package to install when no binary loads) with named exports.
 // __test__/esm.spec.ts checks that this list names every export of index.js.
-import binding from './index.js'
+import binding from './index.cjs'
 
 export const {
   Config,

@@ -134,6 +134,29 @@ export declare class Config {
  * ```
  */
 export declare class Mapping {
+  /**
+   * Copies `src` to `destOffset` and makes it durable (`pmem2_memcpy_fn`): non-temporal
+   * stores from 256 bytes, flushes and a drain, or msync on PAGE mappings. `flags` are
+   * `MEM_*` constants (e.g. `MEM_NONTEMPORAL | MEM_NODRAIN`).
+   */
+  memcpy(destOffset: number | bigint, src: Uint8Array, flags?: number): void
+  /** As `memcpy`; `src` may overlap the destination (a view of this mapping). */
+  memmove(destOffset: number | bigint, src: Uint8Array, flags?: number): void
+  /** Fills `length` bytes at `destOffset` with `value` and makes them durable (`pmem2_memset_fn`). */
+  memset(destOffset: number | bigint, value: number, length: number | bigint, flags?: number): void
+  /** Copies `data` to `offset` and persists it, in one call (a `memcpy` with no flags). */
+  write(offset: number | bigint, data: Uint8Array): void
+  /**
+   * Flushes every `[offset, length]` range, then drains once. All ranges are checked before
+   * anything is flushed.
+   */
+  persistRanges(ranges: ReadonlyArray<readonly [offset: number | bigint, length: number | bigint]>): void
+  /**
+   * Flushes `[offset, offset+length)` to the deepest persistence domain (`pmem2_deep_flush`).
+   * Throws `PMEM2_E_DEEP_FLUSH_RANGE` outside the mapping, `PMEM2_E_NOSUPP` for anonymous
+   * mappings.
+   */
+  deepFlush(offset: number | bigint, length: number | bigint): void
   /** The start address (2 MiB aligned) as a bigint. */
   get address(): bigint
   /** The mapped length in bytes. */
@@ -183,8 +206,6 @@ export declare class Mapping {
    * runtimes without external buffers).
    */
   read(offset: number | bigint, length: number | bigint): Buffer
-  /** Copies `data` to `offset` and persists it, in one call. */
-  write(offset: number | bigint, data: Uint8Array): void
   /**
    * Unmaps now: every Buffer over the mapping is detached (length 0) and every later
    * call throws `PMEM2_E_MAPPING_NOT_FOUND`. A second call does nothing.

@@ -225,8 +225,9 @@ where
     unsafe { value.cast::<ClassInstance<'env, T>>() }.map(Some)
 }
 
-/// A copy of the bytes of a `Uint8Array` (or Buffer), or `None` if `value` is not one.
-pub fn typed_bytes(env: &Env, value: &Unknown) -> Result<Option<Vec<u8>>> {
+/// The data pointer and length of a `Uint8Array` (or Buffer), or `None` if `value` is not one.
+/// The pointer is valid until JavaScript runs again.
+pub fn typed_bytes_ptr(env: &Env, value: &Unknown) -> Result<Option<(*const u8, usize)>> {
     let mut is_typed = false;
     // SAFETY: `value` is a live handle of this env.
     check(
@@ -255,12 +256,8 @@ pub fn typed_bytes(env: &Env, value: &Unknown) -> Result<Option<Vec<u8>>> {
     if kind != sys::TypedarrayType::uint8_array && kind != sys::TypedarrayType::uint8_clamped_array {
         return Ok(None);
     }
-    if len == 0 || data.is_null() {
-        return Ok(Some(Vec::new()));
-    }
-    // SAFETY: napi reported `len` readable bytes at `data`; they are copied before any other
-    // JavaScript can run.
-    Ok(Some(
-        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }.to_vec(),
-    ))
+    Ok(Some((
+        data.cast::<u8>().cast_const(),
+        if data.is_null() { 0 } else { len },
+    )))
 }

@@ -13,6 +13,7 @@ mod error;
 mod js;
 mod map_file;
 mod mapping;
+mod mem;
 mod platform;
 mod source;
 mod tasks;

@@ -72,7 +72,7 @@ impl Mapping {
     }
 
     /// Runs `f` on the live mapping, or throws `PMEM2_E_MAPPING_NOT_FOUND` after `unmap()`.
-    fn live<R>(&self, env: &Env, f: impl FnOnce(&pmem2::Mapping) -> pmem2::Result<R>) -> Result<R> {
+    pub(crate) fn live<R>(&self, env: &Env, f: impl FnOnce(&pmem2::Mapping) -> pmem2::Result<R>) -> Result<R> {
         self.region.with_live(f).or_throw(env)
     }
 
@@ -307,17 +307,6 @@ impl Mapping {
         })
     }
 
-    /// Copies `data` to `offset` and persists it, in one call.
-    #[napi(ts_args_type = "offset: number | bigint, data: Uint8Array")]
-    pub fn write(&self, env: Env, offset: Unknown, data: Unknown) -> Result<()> {
-        let offset = usize_arg(&env, &offset, "offset")?;
-        let data = bytes_arg(&env, &data, "data")?;
-        self.live(&env, |m| {
-            m.write(offset, &data)?;
-            m.persist(offset, data.len())
-        })
-    }
-
     /// Unmaps now: every Buffer over the mapping is detached (length 0) and every later
     /// call throws `PMEM2_E_MAPPING_NOT_FOUND`. A second call does nothing.
     #[napi]
@@ -353,18 +342,6 @@ impl Mapping {
     #[napi(js_name = "delete")]
     pub fn delete_mapping(&mut self, env: Env) -> Result<()> {
         self.unmap(env)
-    }
-}
-
-/// The bytes of a Buffer or Uint8Array argument, copied so that a view of this very mapping
-/// can be passed.
-fn bytes_arg(env: &Env, value: &Unknown, name: &str) -> Result<Vec<u8>> {
-    match js::typed_bytes(env, value)? {
-        Some(bytes) => Ok(bytes),
-        None => Err(error::type_error(
-            env,
-            &format!("The \"{name}\" argument must be a Buffer or Uint8Array"),
-        )),
     }
 }
 

@@ -89,7 +89,12 @@ impl Mapping {
         // the region, which keeps the range mapped (or reserved, after unmap) until it runs.
         match unsafe { js::create_external_arraybuffer(env, ptr, len, Arc::clone(&self.region)) } {
             Ok(ab) => {
-                self.arraybuffers.retain(|r| matches!(r.get(env), Ok(Some(_))));
+                // Forget buffers that were collected (views come and go).
+                let (live, collected): (Vec<_>, Vec<_>) = std::mem::take(&mut self.arraybuffers)
+                    .into_iter()
+                    .partition(|r| matches!(r.get(env), Ok(Some(_))));
+                collected.into_iter().for_each(|r| r.delete(env));
+                self.arraybuffers = live;
                 self.arraybuffers.push(JsRef::new(env, ab, false)?);
                 Ok(ab)
             }

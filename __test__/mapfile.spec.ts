@@ -1,0 +1,110 @@
+// mapFile(path, options), read-only mappings, and mappings larger than the largest Buffer.
+import test from 'ava'
+import { constants as bufferConstants } from 'node:buffer'
+import fs from 'node:fs'
+import path from 'node:path'
+
+import { Granularity, mapFile, Pmem2Error, PROT_READ, PROT_WRITE, Sharing } from '../index.mjs'
+import { makeFile, MiB, openFdCount, PAGE, readFromAnotherProcess, tempDir } from './helpers.js'
+
+const dir = tempDir()
+const GiB = 2 ** 30
+
+test('mapFile creates, allocates and maps a file, then closes its fd', (t) => {
+  const file = path.join(dir, 'created')
+  const fds = openFdCount()
+  const mapping = mapFile(file, { size: 3 * MiB, create: true })
+  t.is(openFdCount(), fds, 'the fd is closed once mapped')
+  t.is(fs.statSync(file).size, 3 * MiB)
+  t.true(fs.statSync(file).blocks * 512 >= 3 * MiB, 'blocks are allocated (posix_fallocate), not sparse')
+  t.is(mapping.size, 3 * MiB)
+  t.is(mapping.storeGranularity, Granularity.Page)
+  t.is(mapping.sharing, Sharing.Shared)
+  t.is(mapping.protection, (PROT_READ | PROT_WRITE) >>> 0)
+  mapping.write(MiB, Buffer.from('mapFile'))
+  t.is(readFromAnotherProcess(file, MiB, 7).toString(), 'mapFile')
+  mapping.unmap()
+  // Mapping it again keeps the contents; a larger size grows the file.
+  const again = mapFile(file, { size: 4 * MiB })
+  t.is(again.size, 4 * MiB)
+  t.is(again.read(MiB, 7).toString(), 'mapFile')
+  again.unmap()
+})
+
+test('mapFile errors: missing file, empty file, directory, read-only with create, wrong option types', (t) => {
+  t.throws(() => mapFile(path.join(dir, 'missing')), { instanceOf: Pmem2Error, code: 'ENOENT', message: /missing/ })
+  t.throws(() => mapFile(path.join(dir, 'empty'), { create: true }), { code: 'PMEM2_E_SOURCE_EMPTY' })
+  t.throws(() => mapFile(dir), { instanceOf: Pmem2Error, code: 'EISDIR' })
+  const file = makeFile(dir, 'options', MiB)
+  t.throws(() => mapFile(file, { readOnly: true, create: true }), { code: 'EINVAL' })
+  t.throws(() => mapFile(file, { readOnly: true, size: MiB }), { code: 'EINVAL' })
+  t.throws(() => mapFile(file, { granularity: Granularity.CacheLine }), { code: 'PMEM2_E_GRANULARITY_NOT_SUPPORTED' })
+  t.throws(() => mapFile(file, { granularity: 7 as Granularity }), { code: 'PMEM2_E_GRANULARITY_NOT_SUPPORTED' })
+  t.throws(() => mapFile(file, { sharing: 5 as Sharing }), { code: 'PMEM2_E_INVALID_SHARING_VALUE' })
+  t.throws(() => mapFile(file, { readOnly: 'yes' as unknown as boolean }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => mapFile(file, { size: -1 }), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => mapFile(5 as unknown as string), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => mapFile(file, 5 as never), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+})
+
+test('mapFile readOnly: PROT_READ, no Buffer, write() refused, read() works, the file is untouched', (t) => {
+  const file = makeFile(dir, 'read-only', MiB)
+  fs.writeFileSync(file, 'read me', { flag: 'r+' })
+  const mapping = mapFile(file, { readOnly: true })
+  t.is(mapping.protection, PROT_READ)
+  t.is(mapping.flushMethod, 'msync')
+  t.throws(() => mapping.buffer, { instanceOf: Pmem2Error, code: 'PMEM2_E_NO_ACCESS' })
+  t.throws(() => mapping.view(0, PAGE), { instanceOf: Pmem2Error, code: 'PMEM2_E_NO_ACCESS' })
+  t.throws(() => mapping.write(0, Buffer.from('x')), { instanceOf: Pmem2Error, code: 'PMEM2_E_NO_ACCESS' })
+  t.is(mapping.read(0, 7).toString(), 'read me')
+  t.notThrows(() => mapping.persist(0, PAGE))
+  mapping.unmap()
+  t.is(fs.readFileSync(file).subarray(0, 7).toString(), 'read me')
+})
+
+test('mapFile private: writes stay in the process; the file never changes', (t) => {
+  const file = makeFile(dir, 'private', MiB)
+  const mapping = mapFile(file, { sharing: Sharing.Private })
+  t.is(mapping.sharing, Sharing.Private)
+  t.is(mapping.storeGranularity, Granularity.Byte)
+  mapping.buffer.write('private', 0)
+  mapping.persist(0, 7)
+  t.is(mapping.read(0, 7).toString(), 'private')
+  mapping.unmap()
+  t.is(readFromAnotherProcess(file, 0, 7).toString(), '\0'.repeat(7))
+  // A private read-only mapping is still read-only from JavaScript.
+  const ro = mapFile(file, { readOnly: true, sharing: Sharing.Private })
+  t.throws(() => ro.buffer, { code: 'PMEM2_E_NO_ACCESS' })
+  ro.unmap()
+})
+
+test('a 5 GiB mapping on Node 20 (largest Buffer 4 GiB): buffer throws a RangeError naming view(); views reach every byte', (t) => {
+  t.is(bufferConstants.MAX_LENGTH, 2 ** 32, 'Node 20 on 64-bit')
+  const file = makeFile(dir, 'five-gib', 5 * GiB) // sparse: no disk space used
+  const mapping = mapFile(file)
+  t.is(mapping.size, 5 * GiB)
+  const err = t.throws(() => mapping.buffer, { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+  t.regex(err!.message, /view\(offset, length\)/)
+  t.regex(err!.message, /5368709120/)
+  // A window past 4 GiB: writes reach the file there, seen by another process.
+  const far = 4 * GiB + 3 * PAGE
+  const view = mapping.view(far, 2 * PAGE)
+  t.is(view.length, 2 * PAGE)
+  view.write('beyond 4 GiB', 100)
+  mapping.persist(far, 2 * PAGE)
+  const fd = fs.openSync(file, 'r')
+  const back = Buffer.alloc(12)
+  fs.readSync(fd, back, 0, 12, far + 100)
+  fs.closeSync(fd)
+  t.is(back.toString(), 'beyond 4 GiB')
+  // bigint offsets, the last byte, and views of exactly the largest Buffer.
+  const last = mapping.view(BigInt(5 * GiB - PAGE), BigInt(PAGE))
+  last[PAGE - 1] = 0x5a
+  t.is(mapping.read(5 * GiB - 1, 1)[0], 0x5a)
+  t.is(mapping.view(GiB, 2 ** 32).length, 2 ** 32)
+  t.throws(() => mapping.view(0, 2 ** 32 + PAGE), { instanceOf: RangeError, message: /largest Buffer/ })
+  t.throws(() => mapping.view(5 * GiB - 10, 20), { instanceOf: RangeError })
+  mapping.unmap()
+  t.is(view.length, 0, 'views are detached by unmap() like buffer')
+  t.is(last.length, 0)
+})

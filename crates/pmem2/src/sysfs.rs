@@ -138,6 +138,58 @@ impl Sysfs {
     }
 }
 
+impl Sysfs {
+    /// The number `N` of the nd region (`regionN`) that device DAX `major:minor` belongs
+    /// to: the nearest `regionN` directory above the device's sysfs directory.
+    ///
+    /// # Errors
+    /// [`ErrorKind::DaxRegionNotFound`] if the device or its region cannot be found.
+    pub fn device_dax_region(&self, major: u32, minor: u32) -> Result<u32> {
+        let dev = self.char_dev(major, minor);
+        let real = fs::canonicalize(&dev).map_err(|e| {
+            Error::new(
+                ErrorKind::DaxRegionNotFound,
+                format!("cannot find dax region: {}: {e}", dev.display()),
+            )
+        })?;
+        real.ancestors()
+            .filter_map(|dir| dir.file_name()?.to_str()?.strip_prefix("region")?.parse().ok())
+            .next()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::DaxRegionNotFound,
+                    format!("no regionN directory above {}", real.display()),
+                )
+            })
+    }
+
+    /// Deep flush of nd region `region`: reads `bus/nd/devices/regionN/deep_flush` and, unless
+    /// it says `0` (the kernel reports no flush is needed), writes `1` to it. Returns whether
+    /// it wrote.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] if the file cannot be read or written (libpmem2 only logs these).
+    pub fn region_deep_flush(&self, region: u32) -> Result<bool> {
+        let path = self.root.join(format!("bus/nd/devices/region{region}/deep_flush"));
+        let os = |e: std::io::Error, what: &str| {
+            Error::os(e.raw_os_error().unwrap_or(libc::EIO), &format!("{what} {}", path.display()))
+        };
+        let mut state = [0u8; 2];
+        let read = fs::File::open(&path)
+            .and_then(|mut f| f.read(&mut state))
+            .map_err(|e| os(e, "read"))?;
+        if &state[..read] == b"0\n" {
+            return Ok(false);
+        }
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"1"))
+            .map_err(|e| os(e, "write"))?;
+        Ok(true)
+    }
+}
+
 /// Reads at most 64 bytes: sysfs attributes are short, and a huge file is not one.
 fn read_small(path: &Path) -> std::io::Result<String> {
     let mut buf = Vec::with_capacity(64);
@@ -221,6 +273,36 @@ mod tests {
             sysfs.is_device_dax(1, 3).unwrap_err().kind(),
             ErrorKind::Os(libc::ENOENT)
         );
+    }
+
+    #[test]
+    fn deep_flush_finds_the_region_and_skips_zero() {
+        let t = tree();
+        let dev = t.path().join("devices/ndbus0/region3/dax3.0/dax/dax3.0");
+        fs::create_dir_all(&dev).unwrap();
+        fs::create_dir_all(t.path().join("dev/char")).unwrap();
+        symlink(&dev, t.path().join("dev/char/251:7")).unwrap();
+        let sysfs = Sysfs::new(t.path());
+        assert_eq!(sysfs.device_dax_region(251, 7).unwrap(), 3);
+        assert_eq!(
+            sysfs.device_dax_region(251, 8).unwrap_err().kind(),
+            ErrorKind::DaxRegionNotFound
+        );
+        let region = t.path().join("bus/nd/devices/region3");
+        fs::create_dir_all(&region).unwrap();
+        let flag = region.join("deep_flush");
+        fs::write(&flag, "0\n").unwrap();
+        assert!(!sysfs.region_deep_flush(3).unwrap(), "\"0\\n\" means no flush needed");
+        assert_eq!(fs::read_to_string(&flag).unwrap(), "0\n");
+        fs::write(&flag, "1\n").unwrap();
+        assert!(sysfs.region_deep_flush(3).unwrap());
+        assert_eq!(fs::read_to_string(&flag).unwrap(), "1\n", "wrote \"1\" over the first byte");
+        fs::write(&flag, "").unwrap();
+        assert!(sysfs.region_deep_flush(3).unwrap(), "empty: not \"0\\n\", so flush");
+        assert!(matches!(
+            sysfs.region_deep_flush(4).unwrap_err().kind(),
+            ErrorKind::Os(libc::ENOENT)
+        ));
     }
 
     #[test]

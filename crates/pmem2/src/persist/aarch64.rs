@@ -5,11 +5,19 @@
 //! addresses inside a live mapping.
 #![allow(unsafe_code)]
 
-use super::{FlushInstruction, CACHE_LINE_SIZE};
+use super::{CpuFeatures, FlushInstruction, CACHE_LINE_SIZE};
 use std::arch::asm;
 
+/// No SIMD copy routines; the flush instruction from `AT_HWCAP`.
+pub(super) fn features() -> CpuFeatures {
+    CpuFeatures {
+        other_flush: Some(detect_flush()),
+        ..CpuFeatures::default()
+    }
+}
+
 /// `DC CVAP` when the kernel reports DCPOP, else `DC CVAC`.
-pub(super) fn detect_flush() -> FlushInstruction {
+fn detect_flush() -> FlushInstruction {
     const HWCAP_DCPOP: libc::c_ulong = 1 << 16;
     // SAFETY: getauxval has no preconditions.
     if unsafe { libc::getauxval(libc::AT_HWCAP) } & HWCAP_DCPOP != 0 {

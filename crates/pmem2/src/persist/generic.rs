@@ -1,10 +1,13 @@
 //! Architectures without a known flush instruction: a full fence only.
 
-use super::FlushInstruction;
+use super::{CpuFeatures, FlushInstruction};
 use std::sync::atomic::{fence, Ordering};
 
-pub(super) fn detect_flush() -> FlushInstruction {
-    FlushInstruction::None
+pub(super) fn features() -> CpuFeatures {
+    CpuFeatures {
+        other_flush: Some(FlushInstruction::None),
+        ..CpuFeatures::default()
+    }
 }
 
 pub(super) fn flush_range(_kind: FlushInstruction, _start: usize, _end: usize) {}

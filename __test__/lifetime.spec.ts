@@ -47,7 +47,7 @@ test('unmap detaches every view of the buffer and later calls throw PMEM2_E_MAPP
   t.is(slice.length, 0)
   t.is(words.length, 0)
   t.is(buffer.buffer.byteLength, 0)
-  t.is(buffer[0], undefined)
+  t.is(buffer[0] as number | undefined, undefined)
   buffer[0] = 1 // ignored, not a fault
   t.throws(() => view.getUint8(0), { instanceOf: TypeError })
   for (const call of [

@@ -125,7 +125,7 @@ check('root package packs without any binary, with optionalDependencies for ever
   const stage = path.join(work, 'stage')
   fs.mkdirSync(stage)
   for (const f of [...rootPkg.files, 'README.md', 'LICENSE']) {
-    if (fs.existsSync(path.join(root, f))) fs.copyFileSync(path.join(root, f), path.join(stage, f))
+    if (fs.existsSync(path.join(root, f))) fs.cpSync(path.join(root, f), path.join(stage, f), { recursive: true })
   }
   const staged = structuredClone(rootPkg)
   staged.optionalDependencies = {}

@@ -27,7 +27,13 @@ pub struct FileOptions {
 
 impl Default for FileOptions {
     fn default() -> FileOptions {
-        FileOptions { size: None, create: false, granularity: Granularity::Page, read_only: false, sharing: Sharing::Shared }
+        FileOptions {
+            size: None,
+            create: false,
+            granularity: Granularity::Page,
+            read_only: false,
+            sharing: Sharing::Shared,
+        }
     }
 }
 
@@ -62,14 +68,24 @@ pub fn map_file(path: impl AsRef<Path>, options: &FileOptions) -> Result<Mapping
         .create(options.create)
         .truncate(false)
         .open(path)
-        .map_err(|e| Error::os(e.raw_os_error().unwrap_or(libc::EIO), &format!("open {}", path.display())))?;
+        .map_err(|e| {
+            Error::os(
+                e.raw_os_error().unwrap_or(libc::EIO),
+                &format!("open {}", path.display()),
+            )
+        })?;
     if let Some(size) = options.size.filter(|&s| s > 0) {
         sys::allocate(file.as_raw_fd(), size)
             .map_err(|e| Error::new(e.kind(), format!("{} ({})", e.message(), path.display())))?;
     }
     let mut config = Config::new();
-    config.set_required_store_granularity(options.granularity).set_sharing(options.sharing).set_protection(
-        if options.read_only { Protection::READ } else { Protection::READ | Protection::WRITE },
-    );
+    config
+        .set_required_store_granularity(options.granularity)
+        .set_sharing(options.sharing)
+        .set_protection(if options.read_only {
+            Protection::READ
+        } else {
+            Protection::READ | Protection::WRITE
+        });
     Mapping::new(&config, &Source::from_fd(&file)?)
 }

@@ -172,7 +172,10 @@ impl Sysfs {
     pub fn region_deep_flush(&self, region: u32) -> Result<bool> {
         let path = self.root.join(format!("bus/nd/devices/region{region}/deep_flush"));
         let os = |e: std::io::Error, what: &str| {
-            Error::os(e.raw_os_error().unwrap_or(libc::EIO), &format!("{what} {}", path.display()))
+            Error::os(
+                e.raw_os_error().unwrap_or(libc::EIO),
+                &format!("{what} {}", path.display()),
+            )
         };
         let mut state = [0u8; 2];
         let read = fs::File::open(&path)
@@ -296,7 +299,11 @@ mod tests {
         assert_eq!(fs::read_to_string(&flag).unwrap(), "0\n");
         fs::write(&flag, "1\n").unwrap();
         assert!(sysfs.region_deep_flush(3).unwrap());
-        assert_eq!(fs::read_to_string(&flag).unwrap(), "1\n", "wrote \"1\" over the first byte");
+        assert_eq!(
+            fs::read_to_string(&flag).unwrap(),
+            "1\n",
+            "wrote \"1\" over the first byte"
+        );
         fs::write(&flag, "").unwrap();
         assert!(sysfs.region_deep_flush(3).unwrap(), "empty: not \"0\\n\", so flush");
         assert!(matches!(

@@ -36,7 +36,7 @@ unsafe fn generic_memmove(dst: *mut u8, src: *const u8, len: usize) {
     unsafe {
         if forward {
             let mut i = 0;
-            while i < len && (dst as usize + i) % 8 != 0 {
+            while i < len && !(dst as usize + i).is_multiple_of(8) {
                 dst.add(i).write_volatile(src.add(i).read());
                 i += 1;
             }
@@ -51,7 +51,7 @@ unsafe fn generic_memmove(dst: *mut u8, src: *const u8, len: usize) {
             }
         } else {
             let mut i = len;
-            while i > 0 && (dst as usize + i) % 8 != 0 {
+            while i > 0 && !(dst as usize + i).is_multiple_of(8) {
                 i -= 1;
                 dst.add(i).write_volatile(src.add(i).read());
             }
@@ -75,7 +75,7 @@ unsafe fn generic_memset(dst: *mut u8, value: u8, len: usize) {
     // SAFETY: every store is inside [0, len); word stores are 8-byte aligned.
     unsafe {
         let mut i = 0;
-        while i < len && (dst as usize + i) % 8 != 0 {
+        while i < len && !(dst as usize + i).is_multiple_of(8) {
             dst.add(i).write_volatile(value);
             i += 1;
         }

@@ -118,7 +118,7 @@ fn use_movnt(flags: MemFlags, len: usize) -> bool {
 /// As [`Ops::memmove_mov`].
 #[inline(always)]
 unsafe fn memmove_nodrain<I: Ops, F: Flusher>(dest: *mut u8, src: *const u8, len: usize, flags: MemFlags) {
-    // SAFETY (all three calls): forwarded from the caller.
+    // SAFETY: forwarded from the caller (all three calls).
     unsafe {
         if flags.contains(MemFlags::NOFLUSH) {
             I::memmove_mov::<NoFlush>(dest, src, len)
@@ -136,7 +136,7 @@ unsafe fn memmove_nodrain<I: Ops, F: Flusher>(dest: *mut u8, src: *const u8, len
 /// As [`Ops::memmove_mov`].
 #[inline(always)]
 unsafe fn memmove_nodrain_eadr<I: Ops>(dest: *mut u8, src: *const u8, len: usize, flags: MemFlags) {
-    // SAFETY (all three calls): forwarded from the caller.
+    // SAFETY: forwarded from the caller (all three calls).
     unsafe {
         if flags.contains(MemFlags::NOFLUSH) {
             I::memmove_mov::<NoFlush>(dest, src, len)
@@ -152,7 +152,7 @@ unsafe fn memmove_nodrain_eadr<I: Ops>(dest: *mut u8, src: *const u8, len: usize
 /// As [`Ops::memset_mov`].
 #[inline(always)]
 unsafe fn memset_nodrain<I: Ops, F: Flusher>(dest: *mut u8, value: u8, len: usize, flags: MemFlags) {
-    // SAFETY (all three calls): forwarded from the caller.
+    // SAFETY: forwarded from the caller (all three calls).
     unsafe {
         if flags.contains(MemFlags::NOFLUSH) {
             I::memset_mov::<NoFlush>(dest, value, len)
@@ -168,7 +168,7 @@ unsafe fn memset_nodrain<I: Ops, F: Flusher>(dest: *mut u8, value: u8, len: usiz
 /// As [`Ops::memset_mov`].
 #[inline(always)]
 unsafe fn memset_nodrain_eadr<I: Ops>(dest: *mut u8, value: u8, len: usize, flags: MemFlags) {
-    // SAFETY (all three calls): forwarded from the caller.
+    // SAFETY: forwarded from the caller (all three calls).
     unsafe {
         if flags.contains(MemFlags::NOFLUSH) {
             I::memset_mov::<NoFlush>(dest, value, len)

@@ -72,18 +72,25 @@ fn impls(all_flushers: bool) -> Vec<Impl> {
     out
 }
 
-/// `pages` read-write pages between two PROT_NONE guard pages.
+/// `pages` read-write pages between two PROT_NONE guard pages, with a shadow copy of what
+/// the pages should hold. Each check refills and compares only a window around the
+/// destination; [`Guarded::verify_all`] compares everything, so a stray store anywhere is
+/// still caught (and one into a guard page faults).
 struct Guarded {
     base: *mut u8,
     len: usize,
+    shadow: Vec<u8>,
 }
+
+/// Bytes around a destination that each check refills and compares.
+const MARGIN: usize = 128;
 
 impl Guarded {
     fn new(pages: usize) -> Guarded {
         let page = crate::page_size();
         let total = (pages + 2) * page;
         // SAFETY: a fresh anonymous mapping; the guards are made inaccessible right after.
-        unsafe {
+        let base = unsafe {
             let p = libc::mmap(
                 std::ptr::null_mut(),
                 total,
@@ -96,16 +103,50 @@ impl Guarded {
             let p = p.cast::<u8>();
             assert_eq!(libc::mprotect(p.cast(), page, libc::PROT_NONE), 0);
             assert_eq!(libc::mprotect(p.add(total - page).cast(), page, libc::PROT_NONE), 0);
-            Guarded {
-                base: p.add(page),
-                len: pages * page,
-            }
+            p.add(page)
+        };
+        Guarded {
+            base,
+            len: pages * page,
+            shadow: vec![0; pages * page],
         }
     }
 
-    fn bytes(&mut self) -> &mut [u8] {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the read-write middle of the mapping, owned by self.
+        unsafe { std::slice::from_raw_parts(self.base, self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: the read-write middle of the mapping, owned by self.
         unsafe { std::slice::from_raw_parts_mut(self.base, self.len) }
+    }
+
+    /// The window `[start - MARGIN, end + MARGIN)` clamped to the buffer.
+    fn window(&self, start: usize, end: usize) -> (usize, usize) {
+        (start.saturating_sub(MARGIN), (end + MARGIN).min(self.len))
+    }
+
+    /// Fills `[lo, hi)` of both the buffer and the shadow with a pattern.
+    fn refill(&mut self, lo: usize, hi: usize, seed: u8) {
+        for i in lo..hi {
+            self.shadow[i] = (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 8) as u8);
+        }
+        let (lo_, hi_) = (lo, hi);
+        let src = self.shadow[lo_..hi_].to_vec();
+        self.bytes_mut()[lo..hi].copy_from_slice(&src);
+    }
+
+    fn verify(&self, lo: usize, hi: usize, what: &dyn Fn() -> String) {
+        let got = &self.bytes()[lo..hi];
+        if got != &self.shadow[lo..hi] {
+            let first = got.iter().zip(&self.shadow[lo..hi]).position(|(a, b)| a != b).unwrap();
+            panic!("{}: first difference at byte {}", what(), lo + first);
+        }
+    }
+
+    fn verify_all(&self, what: &str) {
+        self.verify(0, self.len, &|| format!("{what}: whole buffer"));
     }
 }
 
@@ -114,12 +155,6 @@ impl Drop for Guarded {
         let page = crate::page_size();
         // SAFETY: unmapping the whole region created in `new`.
         unsafe { libc::munmap(self.base.sub(page).cast(), self.len + 2 * page) };
-    }
-}
-
-fn pattern(buf: &mut [u8], seed: u8) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 8) as u8);
     }
 }
 
@@ -136,39 +171,37 @@ fn sizes() -> Vec<usize> {
 }
 
 /// Copies `len` bytes between two guarded buffers at offsets `d` and `s` and compares the
-/// whole destination buffer with a shadow.
+/// window around the destination with the shadow.
 fn check_copy(imp: &Impl, dst: &mut Guarded, src: &mut Guarded, d: usize, s: usize, len: usize) {
-    pattern(dst.bytes(), 1);
-    pattern(src.bytes(), 2);
-    let mut shadow = dst.bytes().to_vec();
-    shadow[d..d + len].copy_from_slice(&src.bytes()[s..s + len]);
+    let (lo, hi) = dst.window(d, d + len);
+    dst.refill(lo, hi, 1);
+    src.refill(s, s + len, 2);
+    let copied = src.shadow[s..s + len].to_vec();
+    dst.shadow[d..d + len].copy_from_slice(&copied);
     // SAFETY: both ranges are inside their guarded buffers; len > 0.
     unsafe { (imp.copy)(dst.base.add(d), src.base.add(s), len) };
-    if dst.bytes() != &shadow[..] {
-        let first = dst.bytes().iter().zip(&shadow).position(|(a, b)| a != b).unwrap();
-        panic!("{}: copy d={d} s={s} len={len}: first difference at {first}", imp.name);
-    }
+    dst.verify(lo, hi, &|| format!("{}: copy d={d} s={s} len={len}", imp.name));
+    src.verify(s, s + len, &|| {
+        format!("{}: source changed d={d} s={s} len={len}", imp.name)
+    });
 }
 
 fn check_set(imp: &Impl, dst: &mut Guarded, d: usize, len: usize) {
-    pattern(dst.bytes(), 3);
-    let mut shadow = dst.bytes().to_vec();
-    shadow[d..d + len].fill(0xA5);
+    let (lo, hi) = dst.window(d, d + len);
+    dst.refill(lo, hi, 3);
+    dst.shadow[d..d + len].fill(0xA5);
     // SAFETY: the range is inside the guarded buffer; len > 0.
     unsafe { (imp.set)(dst.base.add(d), 0xA5, len) };
-    assert!(dst.bytes() == &shadow[..], "{}: set d={d} len={len}", imp.name);
+    dst.verify(lo, hi, &|| format!("{}: set d={d} len={len}", imp.name));
 }
 
 fn check_move(imp: &Impl, buf: &mut Guarded, d: usize, s: usize, len: usize) {
-    pattern(buf.bytes(), 4);
-    let mut shadow = buf.bytes().to_vec();
-    shadow.copy_within(s..s + len, d);
+    let (lo, hi) = buf.window(d.min(s), d.max(s) + len);
+    buf.refill(lo, hi, 4);
+    buf.shadow.copy_within(s..s + len, d);
     // SAFETY: both ranges are inside the guarded buffer; the function is memmove-safe.
     unsafe { (imp.copy)(buf.base.add(d), buf.base.add(s), len) };
-    if buf.bytes() != &shadow[..] {
-        let first = buf.bytes().iter().zip(&shadow).position(|(a, b)| a != b).unwrap();
-        panic!("{}: move d={d} s={s} len={len}: first difference at {first}", imp.name);
-    }
+    buf.verify(lo, hi, &|| format!("{}: move d={d} s={s} len={len}", imp.name));
 }
 
 #[test]
@@ -185,6 +218,8 @@ fn every_alignment_pair_at_boundary_sizes() {
                 check_set(&imp, &mut dst, da, len);
             }
         }
+        dst.verify_all(&imp.name);
+        src.verify_all(&imp.name);
     }
 }
 
@@ -206,6 +241,8 @@ fn every_size_and_destination_alignment_touching_the_guards() {
                 check_set(&imp, &mut dst, d, len);
             }
         }
+        dst.verify_all(&imp.name);
+        src.verify_all(&imp.name);
     }
 }
 
@@ -222,6 +259,8 @@ fn every_flusher_variant_copies_correctly() {
                 check_set(&imp, &mut dst, da, len);
             }
         }
+        dst.verify_all(&imp.name);
+        src.verify_all(&imp.name);
     }
 }
 
@@ -241,6 +280,7 @@ fn overlapping_moves_in_both_directions() {
                 }
             }
         }
+        buf.verify_all(&imp.name);
     }
 }
 
@@ -263,5 +303,7 @@ fn movnt_align_cases() {
             check_move(&imp, &mut both, 0, s + 1, n - s);
             check_move(&imp, &mut both, s + 1, 0, n - s);
         }
+        dst.verify_all(&imp.name);
+        both.verify_all(&imp.name);
     }
 }

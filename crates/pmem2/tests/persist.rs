@@ -1,0 +1,262 @@
+//! persist / flush / drain: libpmem2's pmem2_persist counts (msync, flush, fence) per
+//! granularity, for the methods and the function pointers; the flush instruction chosen
+//! under `PMEM_NO_CLWB` / `PMEM_NO_CLFLUSHOPT` (child processes); PAGE persist reporting
+//! an msync failure instead of aborting; and, with strace, that PAGE persist makes an msync
+//! system call and CACHE_LINE persist makes none.
+
+use pmem2::mem::counters;
+use pmem2::persist::{self, FlushInstruction};
+use pmem2::{Config, Granularity, Mapping, Sharing, Source};
+use std::process::Command;
+
+const CHILD_ENV: &str = "PMEM2_PERSIST_TEST_CHILD";
+
+/// Runs test `name` again in a child with `env`; true inside the child.
+fn in_child(name: &str, env: &[(&str, &str)]) -> bool {
+    if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
+        return true;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "child {name} {env:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+fn file_map(sharing: Sharing) -> (std::fs::File, Mapping) {
+    let file = tempfile::tempfile().unwrap();
+    file.set_len(20 << 20).unwrap();
+    let mut config = Config::new();
+    config
+        .set_required_store_granularity(Granularity::Page)
+        .set_sharing(sharing);
+    let map = Mapping::new(&config, &Source::from_fd(&file).unwrap()).unwrap();
+    (file, map)
+}
+
+fn counts() -> (u64, u64, u64) {
+    (counters::msyncs(), counters::flushes(), counters::fences())
+}
+
+/// pmem2_persist's table: (msync, flush, fence) for persist, flush and drain of the whole
+/// mapping; `Info.flush` is called once per range, not per line.
+fn check_counts(map: &Mapping, expect: [(u64, u64, u64); 3]) {
+    let size = map.size();
+    map.write(0, &[1; 4096]).unwrap();
+    let calls: [&dyn Fn(); 3] = [
+        &|| map.persist(0, size).unwrap(),
+        &|| map.flush(0, size).unwrap(),
+        &|| map.drain(),
+    ];
+    for (call, want) in calls.iter().zip(expect) {
+        counters::reset();
+        call();
+        assert_eq!(counts(), want, "{:?} methods", map.store_granularity());
+    }
+    let (persist, flush, drain) = (map.persist_fn(), map.flush_fn(), map.drain_fn());
+    // SAFETY: the whole live mapping.
+    let fns: [&dyn Fn(); 3] = [
+        &|| unsafe { persist(map.address(), size) }.unwrap(),
+        &|| unsafe { flush(map.address(), size) }.unwrap(),
+        &|| drain(),
+    ];
+    for (call, want) in fns.iter().zip(expect) {
+        counters::reset();
+        call();
+        assert_eq!(counts(), want, "{:?} function pointers", map.store_granularity());
+    }
+    // The same functions every time.
+    assert_eq!(persist as usize, map.persist_fn() as usize);
+    assert_eq!(flush as usize, map.flush_fn() as usize);
+    assert_eq!(drain as usize, map.drain_fn() as usize);
+}
+
+#[test]
+fn page_counts() {
+    let (_file, map) = file_map(Sharing::Shared);
+    assert_eq!(map.store_granularity(), Granularity::Page);
+    check_counts(&map, [(1, 0, 0), (1, 0, 0), (0, 0, 0)]);
+    assert_eq!(
+        map.persist_fn() as usize,
+        map.flush_fn() as usize,
+        "PAGE flush is persist"
+    );
+}
+
+#[test]
+fn cache_line_counts() {
+    if in_child("cache_line_counts", &[("PMEM2_FORCE_GRANULARITY", "CACHE_LINE")]) {
+        let (_file, map) = file_map(Sharing::Shared);
+        assert_eq!(map.store_granularity(), Granularity::CacheLine);
+        check_counts(&map, [(0, 1, 1), (0, 1, 0), (0, 0, 1)]);
+    }
+}
+
+#[test]
+fn byte_counts() {
+    let (_file, map) = file_map(Sharing::Private);
+    assert_eq!(map.store_granularity(), Granularity::Byte);
+    check_counts(&map, [(0, 0, 1), (0, 0, 0), (0, 0, 1)]);
+}
+
+/// Where libpmem2 aborts, the PAGE persist function returns the msync error.
+#[test]
+fn page_persist_fn_reports_msync_failure() {
+    let (_file, map) = file_map(Sharing::Shared);
+    let persist = map.persist_fn();
+    let page = pmem2::page_size();
+    // A range that is no longer mapped: msync fails with ENOMEM (msync never touches the
+    // memory, so this is harmless).
+    // SAFETY: a fresh anonymous page, unmapped at once.
+    let gone = unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            page,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        libc::munmap(p, page);
+        p.cast::<u8>()
+    };
+    // SAFETY: deliberately outside any mapping to provoke the error (see above).
+    let err = unsafe { persist(gone, 64) }.unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOMEM));
+    // And a valid range works, with an unaligned start.
+    // SAFETY: inside the live mapping.
+    unsafe { persist(map.address().add(100), 5000) }.unwrap();
+}
+
+fn flush_case(name: &str, env: &[(&str, &str)], want: FlushInstruction) {
+    let mut env = env.to_vec();
+    env.push(("PMEM2_FORCE_GRANULARITY", "CACHE_LINE"));
+    if in_child(name, &env) {
+        assert_eq!(persist::flush_instruction(), want);
+        assert_eq!(persist::cpu().flush_instruction(), want);
+        let (_file, map) = file_map(Sharing::Shared);
+        map.write(0, &[7; 256]).unwrap();
+        map.persist(0, 256).unwrap();
+        // SAFETY: inside the live mapping.
+        unsafe { map.persist_fn()(map.address(), 256) }.unwrap();
+        // Copies flush with the same instruction (checked through the variant name).
+        counters::reset();
+        map.memcpy(0, &[1; 64], pmem2::MemFlags::TEMPORAL).unwrap();
+        let ran = counters::snapshot();
+        assert_eq!(ran.len(), 1);
+        assert_eq!(ran[0].0.flush, persist::FlushMode::Flush(want));
+    }
+}
+
+fn cpu_has(leaf7_ebx_bit: u32) -> bool {
+    std::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << leaf7_ebx_bit) != 0
+}
+
+#[test]
+fn default_flush_instruction() {
+    let want = if cpu_has(24) {
+        FlushInstruction::Clwb
+    } else if cpu_has(23) {
+        FlushInstruction::Clflushopt
+    } else {
+        FlushInstruction::Clflush
+    };
+    flush_case("default_flush_instruction", &[], want);
+}
+
+#[test]
+fn no_clwb() {
+    let want = if cpu_has(23) {
+        FlushInstruction::Clflushopt
+    } else {
+        FlushInstruction::Clflush
+    };
+    flush_case("no_clwb", &[("PMEM_NO_CLWB", "1")], want);
+}
+
+#[test]
+fn no_clwb_with_a_value_other_than_1_is_ignored() {
+    let want = if cpu_has(24) {
+        FlushInstruction::Clwb
+    } else if cpu_has(23) {
+        FlushInstruction::Clflushopt
+    } else {
+        FlushInstruction::Clflush
+    };
+    flush_case(
+        "no_clwb_with_a_value_other_than_1_is_ignored",
+        &[("PMEM_NO_CLWB", "yes")],
+        want,
+    );
+}
+
+#[test]
+fn no_clwb_no_clflushopt() {
+    flush_case(
+        "no_clwb_no_clflushopt",
+        &[("PMEM_NO_CLWB", "1"), ("PMEM_NO_CLFLUSHOPT", "1")],
+        FlushInstruction::Clflush,
+    );
+}
+
+/// Under strace: a PAGE persist makes an msync system call, a CACHE_LINE persist none.
+#[test]
+fn strace_sees_msync_only_for_page() {
+    const MODE: &str = "PMEM2_PERSIST_STRACE_MODE";
+    if let Ok(mode) = std::env::var(MODE) {
+        if std::env::var(CHILD_ENV).as_deref() != Ok("strace_sees_msync_only_for_page") {
+            return;
+        }
+        let (_file, map) = file_map(Sharing::Shared);
+        map.write(0, &[1; 4096]).unwrap();
+        // Markers around the persists, visible in the trace as getpid calls.
+        // SAFETY: getpid has no preconditions.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+        for _ in 0..3 {
+            map.persist(0, 4096).unwrap();
+        }
+        // SAFETY: as above.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+        let want = if mode == "page" {
+            Granularity::Page
+        } else {
+            Granularity::CacheLine
+        };
+        assert_eq!(map.store_granularity(), want);
+        return;
+    }
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("strace not installed: skipped");
+        return;
+    }
+    for (mode, force, want) in [("page", "PAGE", 3), ("cl", "CACHE_LINE", 0)] {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let out = Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=msync,getppid", "-o"])
+            .arg(log.path())
+            .arg(std::env::current_exe().unwrap())
+            .args(["strace_sees_msync_only_for_page", "--exact", "--test-threads=1"])
+            .env(CHILD_ENV, "strace_sees_msync_only_for_page")
+            .env(MODE, mode)
+            .env("PMEM2_FORCE_GRANULARITY", force)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let trace = std::fs::read_to_string(log.path()).unwrap();
+        let between: Vec<&str> = trace
+            .split("getppid")
+            .nth(1)
+            .map(|s| s.lines().filter(|l| l.contains("msync(")).collect())
+            .unwrap_or_default();
+        assert_eq!(between.len(), want, "{mode}: {trace}");
+    }
+}

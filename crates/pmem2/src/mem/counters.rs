@@ -1,8 +1,9 @@
 //! Path counters: which copy variant, flush, fence and msync actually ran.
 //!
-//! With the `path-counters` feature every copy variant, range flush, fence, msync and
-//! deep-flush write increments a per-thread counter, so tests can check the instruction path
-//! instead of assuming it. Without the feature the hooks compile to nothing and only the
+//! With the `path-counters` feature, once `reset()` has been called, every copy variant,
+//! range flush, fence, msync and deep-flush write increments a per-thread counter, so tests
+//! can check the instruction path instead of assuming it. Until then only a relaxed load is
+//! paid (the crate's benches get the feature through the dev-dependency). Without the feature the hooks compile to nothing and only the
 //! [`Variant`] description types remain.
 //!
 //! ```
@@ -119,6 +120,12 @@ fn variant_of(slot: usize) -> Variant {
 mod imp {
     use super::VARIANTS;
     use std::cell::Cell;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Counting starts with the first `reset()`, so a build with the feature (such
+    /// as the crate's own benches, which get it through the dev-dependency) pays only this
+    /// load until a test asks for counts.
+    pub(super) static ENABLED: AtomicBool = AtomicBool::new(false);
 
     pub(super) const MSYNC: usize = VARIANTS;
     pub(super) const FLUSH: usize = VARIANTS + 1;
@@ -131,7 +138,9 @@ mod imp {
 
     #[inline(always)]
     pub(super) fn bump(slot: usize) {
-        COUNTS.with(|c| c[slot].set(c[slot].get() + 1));
+        if ENABLED.load(Ordering::Relaxed) {
+            COUNTS.with(|c| c[slot].set(c[slot].get() + 1));
+        }
     }
 
     pub(super) fn get(slot: usize) -> u64 {
@@ -217,9 +226,10 @@ pub fn deep_flush_writes() -> u64 {
     imp::get(imp::DEEP)
 }
 
-/// Sets every counter of this thread to zero.
+/// Sets every counter of this thread to zero, and starts counting (in every thread).
 #[cfg(feature = "path-counters")]
 pub fn reset() {
+    imp::ENABLED.store(true, std::sync::atomic::Ordering::Relaxed);
     imp::COUNTS.with(|c| c.iter().for_each(|x| x.set(0)));
 }
 

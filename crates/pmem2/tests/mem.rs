@@ -7,7 +7,7 @@
 //! environment overrides, each in a child process.
 
 use pmem2::mem::counters;
-use pmem2::persist::{self, CopyIsa, FlushInstruction, FlushMode};
+use pmem2::persist::{self, CopyIsa, FlushMode};
 use pmem2::{Config, ErrorKind, Granularity, Mapping, MemFlags, Protection, Sharing, Source};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -478,6 +478,7 @@ fn env_no_movnt_no_generic_is_libc() {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn env_no_avx512f() {
     override_case("env_no_avx512f", &[("PMEM_AVX512F", "0")], |c| {
         let avx = std::arch::is_x86_feature_detected!("avx");
@@ -486,6 +487,7 @@ fn env_no_avx512f() {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn env_no_avx_no_avx512f_is_sse2() {
     override_case(
         "env_no_avx_no_avx512f_is_sse2",
@@ -495,6 +497,7 @@ fn env_no_avx_no_avx512f_is_sse2() {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn env_default_is_best_isa() {
     override_case("env_default_is_best_isa", &[], |c| {
         let want = if std::arch::is_x86_feature_detected!("avx512f") {
@@ -510,6 +513,7 @@ fn env_default_is_best_isa() {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn env_movdir64b_opt_in() {
     // This CPU may lack MOVDIR64B; then the opt-in must change nothing.
     override_case("env_movdir64b_opt_in", &[("PMEM_MOVDIR64B", "1")], |c| {
@@ -519,6 +523,7 @@ fn env_movdir64b_opt_in() {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn env_wc_workaround_forced_on() {
     override_case(
         "env_wc_workaround_forced_on",
@@ -528,18 +533,20 @@ fn env_wc_workaround_forced_on() {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn env_no_clwb_uses_clflushopt_in_copies() {
     override_case("env_no_clwb_uses_clflushopt_in_copies", &[("PMEM_NO_CLWB", "1")], |c| {
-        assert_ne!(c.flush_instruction(), FlushInstruction::Clwb)
+        assert_ne!(c.flush_instruction(), persist::FlushInstruction::Clwb)
     });
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn env_no_clwb_no_clflushopt_uses_clflush_in_copies() {
     override_case(
         "env_no_clwb_no_clflushopt_uses_clflush_in_copies",
         &[("PMEM_NO_CLWB", "1"), ("PMEM_NO_CLFLUSHOPT", "1")],
-        |c| assert_eq!(c.flush_instruction(), FlushInstruction::Clflush),
+        |c| assert_eq!(c.flush_instruction(), persist::FlushInstruction::Clflush),
     );
 }
 

@@ -5,6 +5,7 @@
 //! system call and CACHE_LINE persist makes none.
 
 use pmem2::mem::counters;
+#[cfg(target_arch = "x86_64")]
 use pmem2::persist::{self, FlushInstruction};
 use pmem2::{Config, Granularity, Mapping, Sharing, Source};
 use std::process::Command;
@@ -137,6 +138,7 @@ fn page_persist_fn_reports_msync_failure() {
     unsafe { persist(map.address().add(100), 5000) }.unwrap();
 }
 
+#[cfg(target_arch = "x86_64")]
 fn flush_case(name: &str, env: &[(&str, &str)], want: FlushInstruction) {
     let mut env = env.to_vec();
     env.push(("PMEM2_FORCE_GRANULARITY", "CACHE_LINE"));
@@ -157,11 +159,13 @@ fn flush_case(name: &str, env: &[(&str, &str)], want: FlushInstruction) {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 fn cpu_has(leaf7_ebx_bit: u32) -> bool {
     std::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << leaf7_ebx_bit) != 0
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn default_flush_instruction() {
     let want = if cpu_has(24) {
         FlushInstruction::Clwb
@@ -174,6 +178,7 @@ fn default_flush_instruction() {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn no_clwb() {
     let want = if cpu_has(23) {
         FlushInstruction::Clflushopt
@@ -184,6 +189,7 @@ fn no_clwb() {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn no_clwb_with_a_value_other_than_1_is_ignored() {
     let want = if cpu_has(24) {
         FlushInstruction::Clwb
@@ -200,6 +206,7 @@ fn no_clwb_with_a_value_other_than_1_is_ignored() {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn no_clwb_no_clflushopt() {
     flush_case(
         "no_clwb_no_clflushopt",

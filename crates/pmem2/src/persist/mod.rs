@@ -288,7 +288,7 @@ pub fn cpu() -> &'static CpuConfig {
 
 /// What the CPU offers, before the environment overrides (tests exercise every variant the
 /// CPU can run).
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 pub(crate) fn arch_features() -> CpuFeatures {
     arch::features()
 }
@@ -319,6 +319,8 @@ pub enum FlushMode {
 pub(crate) trait Flusher {
     /// Whether non-temporal stores need an SFENCE inside the copy, because no drain follows
     /// that would order them (libpmem2's `barrier_after_ntstores`).
+    // Only the x86_64 copy loops make non-temporal stores.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     const FENCE_AFTER_NT: bool;
     /// What the variant does, for counters.
     fn mode() -> FlushMode;

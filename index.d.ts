@@ -134,29 +134,6 @@ export declare class Config {
  * ```
  */
 export declare class Mapping {
-  /**
-   * Copies `src` to `destOffset` and makes it durable (`pmem2_memcpy_fn`): non-temporal
-   * stores from 256 bytes, flushes and a drain, or msync on PAGE mappings. `flags` are
-   * `MEM_*` constants (e.g. `MEM_NONTEMPORAL | MEM_NODRAIN`).
-   */
-  memcpy(destOffset: number | bigint, src: Uint8Array, flags?: number): void
-  /** As `memcpy`; `src` may overlap the destination (a view of this mapping). */
-  memmove(destOffset: number | bigint, src: Uint8Array, flags?: number): void
-  /** Fills `length` bytes at `destOffset` with `value` and makes them durable (`pmem2_memset_fn`). */
-  memset(destOffset: number | bigint, value: number, length: number | bigint, flags?: number): void
-  /** Copies `data` to `offset` and persists it, in one call (a `memcpy` with no flags). */
-  write(offset: number | bigint, data: Uint8Array): void
-  /**
-   * Flushes every `[offset, length]` range, then drains once. All ranges are checked before
-   * anything is flushed.
-   */
-  persistRanges(ranges: ReadonlyArray<readonly [offset: number | bigint, length: number | bigint]>): void
-  /**
-   * Flushes `[offset, offset+length)` to the deepest persistence domain (`pmem2_deep_flush`).
-   * Throws `PMEM2_E_DEEP_FLUSH_RANGE` outside the mapping, `PMEM2_E_NOSUPP` for anonymous
-   * mappings.
-   */
-  deepFlush(offset: number | bigint, length: number | bigint): void
   /** The start address (2 MiB aligned) as a bigint. */
   get address(): bigint
   /** The mapped length in bytes. */
@@ -213,6 +190,29 @@ export declare class Mapping {
   unmap(): void
   /** The same as `unmap()` (libpmem2's `pmem2_map_delete`). */
   delete(): void
+  /**
+   * Copies `src` to `destOffset` and makes it durable (`pmem2_memcpy_fn`): non-temporal
+   * stores from 256 bytes, flushes and a drain, or msync on PAGE mappings. `flags` are
+   * `MEM_*` constants (e.g. `MEM_NONTEMPORAL | MEM_NODRAIN`).
+   */
+  memcpy(destOffset: number | bigint, src: Uint8Array, flags?: number): void
+  /** As `memcpy`; `src` may overlap the destination (a view of this mapping). */
+  memmove(destOffset: number | bigint, src: Uint8Array, flags?: number): void
+  /** Fills `length` bytes at `destOffset` with `value` and makes them durable (`pmem2_memset_fn`). */
+  memset(destOffset: number | bigint, value: number, length: number | bigint, flags?: number): void
+  /** Copies `data` to `offset` and persists it, in one call (a `memcpy` with no flags). */
+  write(offset: number | bigint, data: Uint8Array): void
+  /**
+   * Flushes every `[offset, length]` range, then drains once. All ranges are checked before
+   * anything is flushed.
+   */
+  persistRanges(ranges: ReadonlyArray<readonly [offset: number | bigint, length: number | bigint]>): void
+  /**
+   * Flushes `[offset, offset+length)` to the deepest persistence domain (`pmem2_deep_flush`).
+   * Throws `PMEM2_E_DEEP_FLUSH_RANGE` outside the mapping, `PMEM2_E_NOSUPP` for anonymous
+   * mappings.
+   */
+  deepFlush(offset: number | bigint, length: number | bigint): void
 }
 
 /**
@@ -237,6 +237,8 @@ export declare class Source {
   static fromAnon(size: number | bigint): Source
   /** The size in bytes: the file size (read now), device DAX size, or anonymous size. */
   get size(): number
+  /** `'regular'` or `'devdax'` for a file source, `null` for an anonymous one. */
+  get fileType(): 'regular' | 'devdax' | null
   /** The alignment mapping offsets and lengths must respect (the page size for files). */
   get alignment(): number
 }

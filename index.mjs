@@ -4,6 +4,7 @@
 import binding from './index.cjs'
 
 export const {
+  __napiBindingTarget,
   Config,
   errorCodes,
   Granularity,

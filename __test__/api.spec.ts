@@ -24,6 +24,11 @@ test('enums carry libpmem2 values', (t) => {
   t.deepEqual([Sharing.Shared, Sharing.Private], [0, 1])
 })
 
+test('enums map values back to names, as TypeScript numeric enums do', (t) => {
+  t.is(Granularity[Granularity.CacheLine], 'CacheLine')
+  t.is(Sharing[Sharing.Private], 'Private')
+})
+
 test('protection and flag constants carry libpmem2 values', (t) => {
   t.deepEqual([PROT_EXEC, PROT_READ, PROT_WRITE, PROT_NONE], [2 ** 29, 2 ** 30, 2 ** 31, 0])
   t.deepEqual([MEM_NODRAIN, MEM_NONTEMPORAL, MEM_TEMPORAL, MEM_WC, MEM_WB, MEM_NOFLUSH], [1, 2, 4, 8, 16, 32])

@@ -17,6 +17,7 @@ test('a regular file opened read-write or read-only is a source', (t) => {
     const source = Source.fromFd(fd)
     t.is(source.size, 16 * MiB)
     t.is(source.alignment, PAGE)
+    t.is(source.fileType, 'regular')
     fs.closeSync(fd)
   }
 })
@@ -66,4 +67,5 @@ test('an anonymous source has the given size and page alignment', (t) => {
   t.is(Source.fromAnon(1 << 30).size, 1 << 30)
   t.is(Source.fromAnon(0).size, 0)
   t.is(Source.fromAnon(4096n).alignment, PAGE)
+  t.is(Source.fromAnon(4096).fileType, null)
 })

@@ -80,10 +80,8 @@ test('Node 24: a transferred buffer reads and writes anonymous memory after unma
   t.is(fs.readFileSync(file).subarray(0, 8).toString(), 'original')
 })
 
-// Known binding bug (reported): the Retired region is owned by the Mapping object as well as by
-// the escaped buffer's finalizer, so an unmapped Mapping that stays referenced keeps the
-// reservation after the transferred buffer is collected. Passes (and ava says so) once fixed.
-test.failing('Node 24: the reservation goes once the transferred buffer is collected, even while the unmapped Mapping is referenced', (t) => {
+// Only the buffers' finalizers keep a retired range reserved, not the Mapping object.
+test('Node 24: the reservation goes once the transferred buffer is collected, even while the unmapped Mapping is referenced', (t) => {
   const file = makeFile(dir, 'node24-held', MiB)
   const out = run(node24(), [fixture('escape.cjs'), file, 'escape-hold-mapping'])
   t.is(out.escapes[0].linesWhileReachable, 1)

@@ -14,6 +14,8 @@ use crate::js::{self, ExternalError, JsRef};
 use crate::source::Source;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 enum State {
@@ -27,6 +29,30 @@ enum State {
 /// hold an `Arc`), so the memory lives until the last of them is gone.
 pub(crate) struct Region {
     state: RwLock<State>,
+    /// External buffers not yet finalized; when the last one goes after `unmap()`, a
+    /// retired range is released even if the Mapping object itself lives on.
+    buffers: AtomicUsize,
+}
+
+/// Owned by each external buffer's finalizer: keeps the region alive and counts the buffer.
+struct BufferGuard(Arc<Region>);
+
+impl BufferGuard {
+    fn new(region: &Arc<Region>) -> BufferGuard {
+        region.buffers.fetch_add(1, Ordering::SeqCst);
+        BufferGuard(Arc::clone(region))
+    }
+}
+
+impl Drop for BufferGuard {
+    fn drop(&mut self) {
+        if self.0.buffers.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let mut state = self.0.state.write().unwrap_or_else(|e| e.into_inner());
+            if matches!(*state, State::Retired(_)) {
+                *state = State::Unmapped; // drops the ReservedRange: munmap
+            }
+        }
+    }
 }
 
 impl Region {
@@ -54,6 +80,13 @@ impl Region {
 #[napi(custom_finalize)]
 pub struct Mapping {
     region: Arc<Region>,
+    /// The JavaScript objects over the mapping. Interior mutability keeps every method `&self`,
+    /// so they all work while an async task borrows the object.
+    views: RefCell<Views>,
+}
+
+#[derive(Default)]
+struct Views {
     /// Strong reference to the Buffer returned by `buffer`, so it is the same object each time.
     buffer: Option<JsRef>,
     /// Weak references to every external ArrayBuffer over this mapping.
@@ -62,12 +95,13 @@ pub struct Mapping {
 
 impl Mapping {
     pub(crate) fn new(map: pmem2::Mapping) -> Mapping {
+        let state = RwLock::new(State::Mapped(map));
         Mapping {
             region: Arc::new(Region {
-                state: RwLock::new(State::Mapped(map)),
+                state,
+                buffers: AtomicUsize::new(0),
             }),
-            buffer: None,
-            arraybuffers: Vec::new(),
+            views: RefCell::default(),
         }
     }
 
@@ -83,19 +117,20 @@ impl Mapping {
     /// An external ArrayBuffer over `[offset, offset+len)` of the live mapping, tracked for
     /// detaching.
     #[allow(unsafe_code)]
-    fn external_arraybuffer(&mut self, env: &Env, offset: usize, len: usize) -> Result<napi::sys::napi_value> {
+    fn external_arraybuffer(&self, env: &Env, offset: usize, len: usize) -> Result<napi::sys::napi_value> {
         let ptr = self.live(env, |m| m.checked_range(offset, len))?;
-        // SAFETY: the range is inside the live mapping; the buffer's finalizer owns an Arc of
+        // SAFETY: the range is inside the live mapping; the buffer's finalizer owns a guard of
         // the region, which keeps the range mapped (or reserved, after unmap) until it runs.
-        match unsafe { js::create_external_arraybuffer(env, ptr, len, Arc::clone(&self.region)) } {
+        match unsafe { js::create_external_arraybuffer(env, ptr, len, BufferGuard::new(&self.region)) } {
             Ok(ab) => {
+                let mut views = self.views.borrow_mut();
                 // Forget buffers that were collected (views come and go).
-                let (live, collected): (Vec<_>, Vec<_>) = std::mem::take(&mut self.arraybuffers)
+                let (live, collected): (Vec<_>, Vec<_>) = std::mem::take(&mut views.arraybuffers)
                     .into_iter()
                     .partition(|r| matches!(r.get(env), Ok(Some(_))));
                 collected.into_iter().for_each(|r| r.delete(env));
-                self.arraybuffers = live;
-                self.arraybuffers.push(JsRef::new(env, ab, false)?);
+                views.arraybuffers = live;
+                views.arraybuffers.push(JsRef::new(env, ab, false)?);
                 Ok(ab)
             }
             Err(ExternalError::NotAllowed) => Err(error::coded(
@@ -113,7 +148,7 @@ impl Mapping {
 
 impl Mapping {
     /// A Buffer over `[offset, offset+len)`, after the checks `buffer` and `view` share.
-    fn window(&mut self, env: &Env, offset: usize, len: usize, what: &str) -> Result<napi::sys::napi_value> {
+    fn window(&self, env: &Env, offset: usize, len: usize, what: &str) -> Result<napi::sys::napi_value> {
         self.live(env, |m| {
             m.checked_range(offset, len)?;
             let rw = pmem2::Protection::READ | pmem2::Protection::WRITE;
@@ -149,10 +184,11 @@ impl Mapping {
 impl ObjectFinalize for Mapping {
     fn finalize(self, env: Env) -> Result<()> {
         // The region itself is dropped with the last Arc (here, or in a buffer's finalizer).
-        if let Some(buffer) = self.buffer {
+        let views = self.views.into_inner();
+        if let Some(buffer) = views.buffer {
             buffer.delete(&env);
         }
-        for ab in self.arraybuffers {
+        for ab in views.arraybuffers {
             ab.delete(&env);
         }
         Ok(())
@@ -250,8 +286,8 @@ impl Mapping {
     /// would kill the process, and JavaScript has no read-only Buffer: use `read()`), and
     /// `ERR_EXTERNAL_BUFFERS_NOT_ALLOWED` where the runtime forbids external memory.
     #[napi(getter, ts_return_type = "Buffer")]
-    pub fn buffer<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>> {
-        if let Some(cached) = &self.buffer {
+    pub fn buffer<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        if let Some(cached) = &self.views.borrow().buffer {
             self.live(env, |_| Ok(()))?;
             if let Some(value) = cached.get(env)? {
                 return Ok(js::unknown(env, value));
@@ -259,7 +295,7 @@ impl Mapping {
         }
         let size = self.live(env, |m| Ok(m.size()))?;
         let buffer = self.window(env, 0, size, "the mapping")?;
-        self.buffer = Some(JsRef::new(env, buffer, true)?);
+        self.views.borrow_mut().buffer = Some(JsRef::new(env, buffer, true)?);
         Ok(js::unknown(env, buffer))
     }
 
@@ -269,7 +305,7 @@ impl Mapping {
         ts_args_type = "offset: number | bigint, length: number | bigint",
         ts_return_type = "Buffer"
     )]
-    pub fn view<'env>(&mut self, env: &'env Env, offset: Unknown, length: Unknown) -> Result<Unknown<'env>> {
+    pub fn view<'env>(&self, env: &'env Env, offset: Unknown, length: Unknown) -> Result<Unknown<'env>> {
         let (offset, length) = (usize_arg(env, &offset, "offset")?, usize_arg(env, &length, "length")?);
         let buffer = self.window(env, offset, length, "the view")?;
         Ok(js::unknown(env, buffer))
@@ -315,19 +351,20 @@ impl Mapping {
     /// Unmaps now: every Buffer over the mapping is detached (length 0) and every later
     /// call throws `PMEM2_E_MAPPING_NOT_FOUND`. A second call does nothing.
     #[napi]
-    pub fn unmap(&mut self, env: Env) -> Result<()> {
+    pub fn unmap(&self, env: Env) -> Result<()> {
         let mut state = self.region.state.write().unwrap_or_else(|e| e.into_inner());
         let State::Mapped(_) = &*state else {
             return Ok(());
         };
         let mut escaped = false;
-        for ab in self.arraybuffers.drain(..) {
+        let mut views = self.views.borrow_mut();
+        for ab in views.arraybuffers.drain(..) {
             if let Some(value) = ab.get(&env)? {
                 escaped |= js::detach_arraybuffer(&env, value)?;
             }
             ab.delete(&env);
         }
-        if let Some(buffer) = self.buffer.take() {
+        if let Some(buffer) = views.buffer.take() {
             buffer.delete(&env);
         }
         let State::Mapped(map) = std::mem::replace(&mut *state, State::Unmapped) else {
@@ -345,7 +382,7 @@ impl Mapping {
 
     /// The same as `unmap()` (libpmem2's `pmem2_map_delete`).
     #[napi(js_name = "delete")]
-    pub fn delete_mapping(&mut self, env: Env) -> Result<()> {
+    pub fn delete_mapping(&self, env: Env) -> Result<()> {
         self.unmap(env)
     }
 }

@@ -25,6 +25,13 @@
     })
   }
 
+  // index.d.ts declares numeric enums, whose values map back to their names in TypeScript;
+  // napi-rs exports plain objects, so add the reverse entries here.
+  for (const name of ['Granularity', 'Sharing']) {
+    const values = exports[name]
+    for (const key of Object.keys(values)) values[values[key]] = key
+  }
+
   let maxBufferLength = 2 ** 32
   try {
     maxBufferLength = process.getBuiltinModule('buffer').constants.MAX_LENGTH

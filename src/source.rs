@@ -47,6 +47,15 @@ impl Source {
         Ok(self.inner.size().or_throw(&env)? as f64)
     }
 
+    /// `'regular'` or `'devdax'` for a file source, `null` for an anonymous one.
+    #[napi(getter, ts_return_type = "'regular' | 'devdax' | null")]
+    pub fn file_type(&self) -> Option<&'static str> {
+        self.inner.file_type().map(|t| match t {
+            pmem2::FileType::Regular => "regular",
+            pmem2::FileType::DeviceDax => "devdax",
+        })
+    }
+
     /// The alignment mapping offsets and lengths must respect (the page size for files).
     #[napi(getter)]
     pub fn alignment(&self, env: Env) -> Result<f64> {

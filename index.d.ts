@@ -58,6 +58,29 @@ export declare const errorCodes: {
 export declare interface Mapping {
   /** Unmaps at the end of a `using` block. */
   [Symbol.dispose](): void
+  /**
+   * Makes `[offset, offset+length)` durable: msync for PAGE, cache-line flushes and a fence
+   * for CACHE_LINE, a fence for BYTE. A range outside the mapping is a RangeError.
+   */
+  persist(offset: number | bigint, length: number | bigint): void
+  /** Flushes `[offset, offset+length)` without waiting; `drain()` completes it. */
+  flush(offset: number | bigint, length: number | bigint): void
+  /** Waits for earlier flushes to complete. */
+  drain(): void
+  /**
+   * Copies `src` to `destOffset` and makes it durable (`pmem2_memcpy_fn`): non-temporal stores
+   * from 256 bytes, flushes and a drain, or msync on PAGE mappings. `flags` are `MEM_*`
+   * constants (e.g. `MEM_NONTEMPORAL | MEM_NODRAIN`).
+   */
+  memcpy(destOffset: number | bigint, src: Uint8Array, flags?: number): void
+  /** As `memcpy`; `src` may overlap the destination (a view of this mapping). */
+  memmove(destOffset: number | bigint, src: Uint8Array, flags?: number): void
+  /** Fills `length` bytes at `destOffset` with `value` and makes them durable (`pmem2_memset_fn`). */
+  memset(destOffset: number | bigint, value: number, length: number | bigint, flags?: number): void
+  /** Copies `data` to `offset` and persists it, in one call (a `memcpy` with no flags). */
+  write(offset: number | bigint, data: Uint8Array): void
+  /** Flushes every `[offset, length]` range, then drains once; all ranges are checked first. */
+  persistRanges(ranges: ReadonlyArray<readonly [offset: number | bigint, length: number | bigint]>): void
 }
 
 /** Options of `mapFile` and `mapFileAsync`. */
@@ -170,19 +193,16 @@ export declare class Mapping {
    */
   view(offset: number | bigint, length: number | bigint): Buffer
   /**
-   * Makes `[offset, offset+length)` durable: msync for PAGE, cache-line flushes and a
-   * fence for CACHE_LINE, a fence for BYTE. Out-of-range arguments throw a RangeError.
-   */
-  persist(offset: number | bigint, length: number | bigint): void
-  /** Flushes `[offset, offset+length)` without waiting; `drain()` completes it. */
-  flush(offset: number | bigint, length: number | bigint): void
-  /** Waits for earlier flushes to complete. */
-  drain(): void
-  /**
    * Copies `length` bytes at `offset` into a new Buffer (works for read-only mappings and
    * runtimes without external buffers).
    */
   read(offset: number | bigint, length: number | bigint): Buffer
+  /**
+   * Flushes `[offset, offset+length)` to the deepest persistence domain (`pmem2_deep_flush`).
+   * Throws `PMEM2_E_DEEP_FLUSH_RANGE` outside the mapping, `PMEM2_E_NOSUPP` for anonymous
+   * mappings.
+   */
+  deepFlush(offset: number | bigint, length: number | bigint): void
   /**
    * Unmaps now: every Buffer over the mapping is detached (length 0) and every later
    * call throws `PMEM2_E_MAPPING_NOT_FOUND`. A second call does nothing.
@@ -190,29 +210,6 @@ export declare class Mapping {
   unmap(): void
   /** The same as `unmap()` (libpmem2's `pmem2_map_delete`). */
   delete(): void
-  /**
-   * Copies `src` to `destOffset` and makes it durable (`pmem2_memcpy_fn`): non-temporal
-   * stores from 256 bytes, flushes and a drain, or msync on PAGE mappings. `flags` are
-   * `MEM_*` constants (e.g. `MEM_NONTEMPORAL | MEM_NODRAIN`).
-   */
-  memcpy(destOffset: number | bigint, src: Uint8Array, flags?: number): void
-  /** As `memcpy`; `src` may overlap the destination (a view of this mapping). */
-  memmove(destOffset: number | bigint, src: Uint8Array, flags?: number): void
-  /** Fills `length` bytes at `destOffset` with `value` and makes them durable (`pmem2_memset_fn`). */
-  memset(destOffset: number | bigint, value: number, length: number | bigint, flags?: number): void
-  /** Copies `data` to `offset` and persists it, in one call (a `memcpy` with no flags). */
-  write(offset: number | bigint, data: Uint8Array): void
-  /**
-   * Flushes every `[offset, length]` range, then drains once. All ranges are checked before
-   * anything is flushed.
-   */
-  persistRanges(ranges: ReadonlyArray<readonly [offset: number | bigint, length: number | bigint]>): void
-  /**
-   * Flushes `[offset, offset+length)` to the deepest persistence domain (`pmem2_deep_flush`).
-   * Throws `PMEM2_E_DEEP_FLUSH_RANGE` outside the mapping, `PMEM2_E_NOSUPP` for anonymous
-   * mappings.
-   */
-  deepFlush(offset: number | bigint, length: number | bigint): void
 }
 
 /**

@@ -1,7 +1,7 @@
 //! Argument checks: JavaScript values to Rust integers, with Node-style errors.
 
 use crate::error::{range, type_error};
-use crate::js::{as_bigint, as_number};
+use crate::js::{as_bigint, as_number, number_fast};
 use napi::bindgen_prelude::*;
 
 fn describe(value: &Unknown) -> String {
@@ -14,7 +14,7 @@ fn describe(value: &Unknown) -> String {
 
 /// A non-negative integer up to 2^64-1: a safe-integer number or a bigint.
 pub fn u64_arg(env: &Env, value: &Unknown, name: &str) -> Result<u64> {
-    if let Some(n) = as_number(value)? {
+    if let Some(n) = number_fast(env, value) {
         if n.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&n) {
             return Ok(n as u64);
         }
@@ -57,7 +57,7 @@ pub fn usize_arg(env: &Env, value: &Unknown, name: &str) -> Result<usize> {
 
 /// An integer number within `[min, max]` (fds, enum values, flag words).
 pub fn int_arg(env: &Env, value: &Unknown, name: &str, min: i64, max: i64) -> Result<i64> {
-    let Some(n) = as_number(value)? else {
+    let Some(n) = number_fast(env, value) else {
         return Err(type_error(
             env,
             &format!(

@@ -228,31 +228,23 @@ where
 /// The data pointer and length of a `Uint8Array` (or Buffer), or `None` if `value` is not one.
 /// The pointer is valid until JavaScript runs again.
 pub fn typed_bytes_ptr(env: &Env, value: &Unknown) -> Result<Option<(*const u8, usize)>> {
-    let mut is_typed = false;
-    // SAFETY: `value` is a live handle of this env.
-    check(
-        unsafe { sys::napi_is_typedarray(env.raw(), value.raw(), &mut is_typed) },
-        "napi_is_typedarray",
-    )?;
-    if !is_typed {
+    let (mut kind, mut len, mut data) = (0, 0, ptr::null_mut());
+    // SAFETY: `value` is a live handle of this env; napi checks that it is a typed array
+    // (napi_invalid_arg otherwise); the unneeded outputs may be null.
+    let status = unsafe {
+        sys::napi_get_typedarray_info(
+            env.raw(),
+            value.raw(),
+            &mut kind,
+            &mut len,
+            &mut data,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    if status != sys::Status::napi_ok {
         return Ok(None);
     }
-    let (mut kind, mut len, mut data, mut buffer, mut offset) = (0, 0, ptr::null_mut(), ptr::null_mut(), 0);
-    // SAFETY: `value` is a typed array (checked above); outputs are local.
-    check(
-        unsafe {
-            sys::napi_get_typedarray_info(
-                env.raw(),
-                value.raw(),
-                &mut kind,
-                &mut len,
-                &mut data,
-                &mut buffer,
-                &mut offset,
-            )
-        },
-        "napi_get_typedarray_info",
-    )?;
     if kind != sys::TypedarrayType::uint8_array && kind != sys::TypedarrayType::uint8_clamped_array {
         return Ok(None);
     }
@@ -260,4 +252,75 @@ pub fn typed_bytes_ptr(env: &Env, value: &Unknown) -> Result<Option<(*const u8, 
         data.cast::<u8>().cast_const(),
         if data.is_null() { 0 } else { len },
     )))
+}
+
+/// The value of a number argument with one Node-API call, or `None` if it is not a number
+/// (the caller then takes the slower path that also accepts bigints and explains errors).
+pub fn number_fast(env: &Env, value: &Unknown) -> Option<f64> {
+    let mut n = 0.0;
+    // SAFETY: `value` is a live handle of this env; a non-number only yields a status.
+    let status = unsafe { sys::napi_get_value_double(env.raw(), value.raw(), &mut n) };
+    (status == sys::Status::napi_ok).then_some(n)
+}
+
+/// A data-path operation called through [`create_fast_function`]: `run` receives the call's
+/// first `ARGS` arguments (missing ones are `undefined`).
+pub trait FastOp {
+    const ARGS: usize;
+    fn run(env: &Env, args: &[Unknown]) -> Result<()>;
+}
+
+const MAX_FAST_ARGS: usize = 6;
+
+unsafe extern "C" fn fast_trampoline<F: FastOp>(
+    raw_env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let mut argv = [ptr::null_mut(); MAX_FAST_ARGS];
+    let mut argc = F::ARGS;
+    // SAFETY: `info` is this callback's; `argv` has room for `argc` <= MAX_FAST_ARGS values.
+    let status = unsafe {
+        sys::napi_get_cb_info(
+            raw_env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    let env = Env::from_raw(raw_env);
+    let result = check(status, "napi_get_cb_info").and_then(|()| {
+        let args: [Unknown; MAX_FAST_ARGS] = std::array::from_fn(|i| unknown(&env, argv[i]));
+        // A panic must not unwind into Node; it becomes an exception.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| F::run(&env, &args[..F::ARGS])))
+            .unwrap_or_else(|_| Err(Error::from_reason("pmem2: internal error (panic)")))
+    });
+    if let Err(err) = result {
+        // SAFETY: `raw_env` is this callback's env.
+        unsafe { JsError::from(err).throw_into(raw_env) };
+    }
+    ptr::null_mut() // undefined
+}
+
+/// A JavaScript function that calls `F::run` with as little overhead as Node-API allows: no
+/// allocation, no borrow tracking (the data path takes no Rust references to JS objects).
+pub fn create_fast_function<F: FastOp>(env: &Env, name: &str) -> Result<sys::napi_value> {
+    assert!(F::ARGS <= MAX_FAST_ARGS);
+    let mut value = ptr::null_mut();
+    // SAFETY: `name` is valid for its length; the trampoline matches napi_callback.
+    check(
+        unsafe {
+            sys::napi_create_function(
+                env.raw(),
+                name.as_ptr().cast(),
+                name.len() as isize,
+                Some(fast_trampoline::<F>),
+                ptr::null_mut(),
+                &mut value,
+            )
+        },
+        "napi_create_function",
+    )?;
+    Ok(value)
 }

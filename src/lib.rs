@@ -1,20 +1,25 @@
 //! Node.js binding of the `pmem2` crate: argument checks and conversions only.
 //!
-//! Each concept has its file: `source.rs`, `config.rs`, `mapping.rs`; `args.rs` checks
-//! arguments, `error.rs` builds exceptions, `js.rs` holds the raw Node-API calls, and
-//! `shim.js` is the little JavaScript napi-rs cannot express (the `Pmem2Error` class and
-//! `Symbol.dispose`).
+//! Each concept has its file: `source.rs`, `config.rs`, `mapping.rs` (the class),
+//! `data_path.rs` (persist and copies, as plain functions on a `registry.rs` handle because
+//! napi-rs class methods cost ~300 ns a call), `map_file.rs`, `tasks.rs` (libuv pool);
+//! `args.rs` checks arguments, `error.rs` builds exceptions, `js.rs` holds the raw Node-API
+//! calls, and `shim.js` is the little JavaScript napi-rs cannot express (`Pmem2Error`,
+//! `Symbol.dispose`, and the data-path methods).
 #![deny(unsafe_code)]
 #![deny(clippy::all)]
+// napi-rs registers exports only outside cfg(test), so a test build sees them as unused.
+#![cfg_attr(test, allow(dead_code))]
 
 mod args;
 mod config;
+mod data_path;
 mod error;
 mod js;
 mod map_file;
 mod mapping;
-mod mem;
 mod platform;
+mod registry;
 mod source;
 mod tasks;
 
@@ -63,8 +68,8 @@ pub fn init(mut exports: Object, env: Env) -> Result<()> {
     }
     exports.set_named_property("errorCodes", codes)?;
 
-    let install: Function<Object, Object> = env.run_script(include_str!("shim.js"))?;
-    let installed = install.call(exports)?;
+    let install: Function<FnArgs<(Object, Object)>, Object> = env.run_script(include_str!("shim.js"))?;
+    let installed = install.call(FnArgs::from((exports, data_path::functions(&env)?)))?;
     let error_class: Unknown = installed.get_named_property("Pmem2Error")?;
     let to_buffer: Unknown = installed.get_named_property("toBuffer")?;
     let max_buffer_length: f64 = installed.get_named_property("maxBufferLength")?;

@@ -11,6 +11,7 @@ use crate::args::usize_arg;
 use crate::config::{Config, Granularity, Sharing};
 use crate::error::{self, OrThrow};
 use crate::js::{self, ExternalError, JsRef};
+use crate::registry;
 use crate::source::Source;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -80,6 +81,8 @@ impl Region {
 #[napi(custom_finalize)]
 pub struct Mapping {
     region: Arc<Region>,
+    /// The data path's handle for `region` (see `registry.rs`).
+    handle: f64,
     /// The JavaScript objects over the mapping. Interior mutability keeps every method `&self`,
     /// so they all work while an async task borrows the object.
     views: RefCell<Views>,
@@ -96,11 +99,13 @@ struct Views {
 impl Mapping {
     pub(crate) fn new(map: pmem2::Mapping) -> Mapping {
         let state = RwLock::new(State::Mapped(map));
+        let region = Arc::new(Region {
+            state,
+            buffers: AtomicUsize::new(0),
+        });
         Mapping {
-            region: Arc::new(Region {
-                state,
-                buffers: AtomicUsize::new(0),
-            }),
+            handle: registry::insert(Arc::clone(&region)),
+            region,
             views: RefCell::default(),
         }
     }
@@ -108,6 +113,10 @@ impl Mapping {
     /// Runs `f` on the live mapping, or throws `PMEM2_E_MAPPING_NOT_FOUND` after `unmap()`.
     pub(crate) fn live<R>(&self, env: &Env, f: impl FnOnce(&pmem2::Mapping) -> pmem2::Result<R>) -> Result<R> {
         self.region.with_live(f).or_throw(env)
+    }
+
+    pub(crate) fn handle(&self) -> f64 {
+        self.handle
     }
 
     pub(crate) fn region(&self) -> Arc<Region> {
@@ -183,6 +192,7 @@ impl Mapping {
 
 impl ObjectFinalize for Mapping {
     fn finalize(self, env: Env) -> Result<()> {
+        registry::remove(self.handle);
         // The region itself is dropped with the last Arc (here, or in a buffer's finalizer).
         let views = self.views.into_inner();
         if let Some(buffer) = views.buffer {
@@ -311,30 +321,6 @@ impl Mapping {
         Ok(js::unknown(env, buffer))
     }
 
-    /// Makes `[offset, offset+length)` durable: msync for PAGE, cache-line flushes and a
-    /// fence for CACHE_LINE, a fence for BYTE. Out-of-range arguments throw a RangeError.
-    #[napi(ts_args_type = "offset: number | bigint, length: number | bigint")]
-    pub fn persist(&self, env: Env, offset: Unknown, length: Unknown) -> Result<()> {
-        let (offset, length) = (usize_arg(&env, &offset, "offset")?, usize_arg(&env, &length, "length")?);
-        self.live(&env, |m| m.persist(offset, length))
-    }
-
-    /// Flushes `[offset, offset+length)` without waiting; `drain()` completes it.
-    #[napi(ts_args_type = "offset: number | bigint, length: number | bigint")]
-    pub fn flush(&self, env: Env, offset: Unknown, length: Unknown) -> Result<()> {
-        let (offset, length) = (usize_arg(&env, &offset, "offset")?, usize_arg(&env, &length, "length")?);
-        self.live(&env, |m| m.flush(offset, length))
-    }
-
-    /// Waits for earlier flushes to complete.
-    #[napi]
-    pub fn drain(&self, env: Env) -> Result<()> {
-        self.live(&env, |m| {
-            m.drain();
-            Ok(())
-        })
-    }
-
     /// Copies `length` bytes at `offset` into a new Buffer (works for read-only mappings and
     /// runtimes without external buffers).
     #[napi(ts_args_type = "offset: number | bigint, length: number | bigint")]
@@ -346,6 +332,15 @@ impl Mapping {
             m.read(offset, &mut out)?;
             Ok(Buffer::from(out))
         })
+    }
+
+    /// Flushes `[offset, offset+length)` to the deepest persistence domain (`pmem2_deep_flush`).
+    /// Throws `PMEM2_E_DEEP_FLUSH_RANGE` outside the mapping, `PMEM2_E_NOSUPP` for anonymous
+    /// mappings.
+    #[napi(ts_args_type = "offset: number | bigint, length: number | bigint")]
+    pub fn deep_flush(&self, env: Env, offset: Unknown, length: Unknown) -> Result<()> {
+        let (offset, length) = (usize_arg(&env, &offset, "offset")?, usize_arg(&env, &length, "length")?);
+        self.live(&env, |m| m.deep_flush(offset, length))
     }
 
     /// Unmaps now: every Buffer over the mapping is detached (length 0) and every later

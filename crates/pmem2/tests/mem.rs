@@ -11,32 +11,9 @@ use pmem2::persist::{self, CopyIsa, FlushMode};
 use pmem2::{Config, ErrorKind, Granularity, Mapping, MemFlags, Protection, Sharing, Source};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::process::Command;
 
-const CHILD_ENV: &str = "PMEM2_MEM_TEST_CHILD";
-
-/// Runs test `name` of this binary again in a child process with `env` set, and asserts
-/// that it passed. Returns true inside the child (the caller then does the real work).
-fn in_child(name: &str, env: &[(&str, &str)]) -> bool {
-    if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
-        return true;
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "child {name} {env:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("1 passed"), "child {name} ran no test:\n{stdout}");
-    false
-}
+mod common;
+use common::in_child;
 
 /// Pages of each test file.
 const PAGES: usize = 40;

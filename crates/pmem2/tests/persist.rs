@@ -10,27 +10,8 @@ use pmem2::persist::{self, FlushInstruction};
 use pmem2::{Config, Granularity, Mapping, Sharing, Source};
 use std::process::Command;
 
-const CHILD_ENV: &str = "PMEM2_PERSIST_TEST_CHILD";
-
-/// Runs test `name` again in a child with `env`; true inside the child.
-fn in_child(name: &str, env: &[(&str, &str)]) -> bool {
-    if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
-        return true;
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-        "child {name} {env:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    false
-}
+mod common;
+use common::{in_child, CHILD_ENV};
 
 fn file_map(sharing: Sharing) -> (std::fs::File, Mapping) {
     let file = tempfile::tempfile().unwrap();

@@ -226,3 +226,14 @@ pub fn assert_child_killed_by(out: &Output, signal: i32) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// For tests whose whole body needs process-wide settings (`PMEM2_FORCE_GRANULARITY`,
+/// `PMEM_NO_CLWB`, read once per process): runs test `name` again in a child with `env` and
+/// asserts it passed. Returns true inside that child, which then does the work.
+pub fn in_child(name: &str, env: &[(&str, &str)]) -> bool {
+    if child_action().as_deref() == Some(name) {
+        return true;
+    }
+    assert_child_ok(&run_child(name, name, env));
+    false
+}

@@ -49,6 +49,17 @@ impl Sysfs {
         self.root.join(format!("dev/char/{major}:{minor}"))
     }
 
+    /// The real sysfs directory of character device `major:minor`.
+    fn device_dir(&self, major: u32, minor: u32) -> Result<PathBuf> {
+        let dev = self.char_dev(major, minor);
+        fs::canonicalize(&dev).map_err(|e| {
+            Error::new(
+                ErrorKind::DaxRegionNotFound,
+                format!("cannot find dax region: {}: {e}", dev.display()),
+            )
+        })
+    }
+
     /// Whether character device `major:minor` belongs to the `dax` subsystem (device DAX).
     pub fn is_device_dax(&self, major: u32, minor: u32) -> Result<bool> {
         let link = self.char_dev(major, minor).join("subsystem");
@@ -81,13 +92,7 @@ impl Sysfs {
     /// The alignment of device DAX `major:minor`: the nearest `dax_region/align` found walking
     /// up from the device's sysfs directory.
     pub fn device_dax_alignment(&self, major: u32, minor: u32) -> Result<u64> {
-        let dev = self.char_dev(major, minor);
-        let real = fs::canonicalize(&dev).map_err(|e| {
-            Error::new(
-                ErrorKind::DaxRegionNotFound,
-                format!("cannot find dax region: {}: {e}", dev.display()),
-            )
-        })?;
+        let real = self.device_dir(major, minor)?;
         let stop = fs::canonicalize(self.root.join("devices")).unwrap_or_else(|_| self.root.join("devices"));
         let mut dir = Some(real.as_path());
         while let Some(d) = dir {
@@ -145,13 +150,7 @@ impl Sysfs {
     /// # Errors
     /// [`ErrorKind::DaxRegionNotFound`] if the device or its region cannot be found.
     pub fn device_dax_region(&self, major: u32, minor: u32) -> Result<u32> {
-        let dev = self.char_dev(major, minor);
-        let real = fs::canonicalize(&dev).map_err(|e| {
-            Error::new(
-                ErrorKind::DaxRegionNotFound,
-                format!("cannot find dax region: {}: {e}", dev.display()),
-            )
-        })?;
+        let real = self.device_dir(major, minor)?;
         real.ancestors()
             .filter_map(|dir| dir.file_name()?.to_str()?.strip_prefix("region")?.parse().ok())
             .next()

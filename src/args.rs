@@ -1,12 +1,12 @@
 //! Argument checks: JavaScript values to Rust integers, with Node-style errors.
 
 use crate::error::{range, type_error};
-use crate::js::{as_bigint, as_number, number_fast};
+use crate::js::{as_bigint, number_fast, unwrap_class};
 use napi::bindgen_prelude::*;
 
-fn describe(value: &Unknown) -> String {
-    match (as_number(value), value.get_type()) {
-        (Ok(Some(n)), _) => format!("{n}"),
+fn describe(env: &Env, value: &Unknown) -> String {
+    match (number_fast(env, value), value.get_type()) {
+        (Some(n), _) => format!("{n}"),
         (_, Ok(t)) => format!("type {}", format!("{t:?}").to_lowercase()),
         _ => "an unknown value".into(),
     }
@@ -39,7 +39,7 @@ pub fn u64_arg(env: &Env, value: &Unknown, name: &str) -> Result<u64> {
         env,
         &format!(
             "The \"{name}\" argument must be of type number or bigint. Received {}",
-            describe(value)
+            describe(env, value)
         ),
     ))
 }
@@ -62,7 +62,7 @@ pub fn int_arg(env: &Env, value: &Unknown, name: &str, min: i64, max: i64) -> Re
             env,
             &format!(
                 "The \"{name}\" argument must be of type number. Received {}",
-                describe(value)
+                describe(env, value)
             ),
         ));
     };
@@ -81,4 +81,14 @@ pub fn int_arg(env: &Env, value: &Unknown, name: &str, min: i64, max: i64) -> Re
 /// `PMEM2_E_INVALID_FILE_HANDLE`); values beyond C `int` are a RangeError.
 pub fn fd_arg(env: &Env, value: &Unknown) -> Result<i32> {
     Ok(int_arg(env, value, "fd", i32::MIN.into(), i32::MAX.into())? as i32)
+}
+
+/// The Rust half of a `#[napi]` class instance argument; a TypeError naming `name` and
+/// `class` for anything else.
+pub fn class_arg<'env, T>(env: &Env, value: &Unknown<'env>, name: &str, class: &str) -> Result<ClassInstance<'env, T>>
+where
+    T: JavaScriptClassExt + MaybeTypeTag + 'env,
+{
+    unwrap_class::<T>(env, value)?
+        .ok_or_else(|| type_error(env, &format!("The \"{name}\" argument must be an instance of {class}")))
 }

@@ -171,15 +171,6 @@ pub fn unknown<'env>(env: &'env Env, value: sys::napi_value) -> Unknown<'env> {
     unsafe { Unknown::from_raw_unchecked(env.raw(), value) }
 }
 
-/// The value as a number, or `None` if it is not of type number.
-pub fn as_number(value: &Unknown) -> Result<Option<f64>> {
-    if value.get_type()? != ValueType::Number {
-        return Ok(None);
-    }
-    // SAFETY: the type was checked just above.
-    unsafe { value.cast::<f64>() }.map(Some)
-}
-
 /// The value as a bigint, or `None` if it is not of type bigint.
 pub fn as_bigint(value: &Unknown) -> Result<Option<BigInt>> {
     if value.get_type()? != ValueType::BigInt {

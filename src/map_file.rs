@@ -1,9 +1,8 @@
 //! `mapFile(path, options)`: open, size, map and close in one call; and the async forms.
 
-use crate::args::{int_arg, u64_arg};
+use crate::args::{class_arg, int_arg, u64_arg};
 use crate::config::Config;
 use crate::error::{self, OrThrow};
-use crate::js;
 use crate::mapping::Mapping;
 use crate::source::Source;
 use crate::tasks::MapTask;
@@ -93,14 +92,8 @@ pub fn map_file_async(env: Env, path: Unknown, options: Option<Unknown>) -> Resu
 /// `mapNew` on the libuv thread pool. Keep the source's fd open until the promise settles.
 #[napi(ts_args_type = "config: Config, source: Source", ts_return_type = "Promise<Mapping>")]
 pub fn map_async(env: Env, config: Unknown, source: Unknown) -> Result<AsyncTask<MapTask>> {
-    let config = js::unwrap_class::<Config>(&env, &config)?
-        .ok_or_else(|| error::type_error(&env, "The \"config\" argument must be an instance of Config"))?
-        .inner
-        .clone();
-    let source = js::unwrap_class::<Source>(&env, &source)?
-        .ok_or_else(|| error::type_error(&env, "The \"source\" argument must be an instance of Source"))?
-        .inner
-        .clone();
+    let config = class_arg::<Config>(&env, &config, "config", "Config")?.inner.clone();
+    let source = class_arg::<Source>(&env, &source, "source", "Source")?.inner.clone();
     Ok(AsyncTask::new(MapTask::new(move || {
         pmem2::Mapping::new(&config, &source)
     })))

@@ -7,7 +7,7 @@
 //! range is kept reserved with anonymous memory until the last such buffer is collected, so a
 //! late access can neither fault nor reach a newer mapping at the same address.
 
-use crate::args::usize_arg;
+use crate::args::{class_arg, usize_arg};
 use crate::config::{Config, Granularity, Sharing};
 use crate::error::{self, OrThrow};
 use crate::js::{self, ExternalError, JsRef};
@@ -382,14 +382,6 @@ impl Mapping {
     }
 }
 
-fn unwrap<'env, T>(env: &Env, value: &Unknown<'env>, name: &str, class: &str) -> Result<ClassInstance<'env, T>>
-where
-    T: JavaScriptClassExt + MaybeTypeTag + 'env,
-{
-    js::unwrap_class::<T>(env, value)?
-        .ok_or_else(|| error::type_error(env, &format!("The \"{name}\" argument must be an instance of {class}")))
-}
-
 /// Seed form (libpmem2 API 1.0): maps the file set with `config.setFd(fd)`.
 ///
 /// An unset granularity means PAGE and an unset protection follows the fd's access mode.
@@ -398,7 +390,7 @@ where
 /// (such as `EACCES` for an append-only file) for other mmap failures.
 #[napi(ts_args_type = "config: Config")]
 pub fn map(env: Env, config: Unknown) -> Result<Mapping> {
-    let config = unwrap::<Config>(&env, &config, "config", "Config")?;
+    let config = class_arg::<Config>(&env, &config, "config", "Config")?;
     Ok(Mapping::new(pmem2::map(&config.inner).or_throw(&env)?))
 }
 
@@ -406,8 +398,8 @@ pub fn map(env: Env, config: Unknown) -> Result<Mapping> {
 /// checks and error codes.
 #[napi(js_name = "mapNew", ts_args_type = "config: Config, source: Source")]
 pub fn map_new(env: Env, config: Unknown, source: Unknown) -> Result<Mapping> {
-    let config = unwrap::<Config>(&env, &config, "config", "Config")?;
-    let source = unwrap::<Source>(&env, &source, "source", "Source")?;
+    let config = class_arg::<Config>(&env, &config, "config", "Config")?;
+    let source = class_arg::<Source>(&env, &source, "source", "Source")?;
     Ok(Mapping::new(
         pmem2::Mapping::new(&config.inner, &source.inner).or_throw(&env)?,
     ))

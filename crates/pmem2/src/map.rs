@@ -149,10 +149,9 @@ impl Mapping {
             )
         })?;
 
-        let addr = sys::reserve_aligned(reserved_len, placement_alignment(reserved_len, alignment))?;
-        let request = sys::FixedMap {
-            addr,
+        let request = sys::MapRequest {
             len: content_len,
+            align: placement_alignment(reserved_len, alignment),
             prot: sys::prot_bits(
                 protection.contains(Protection::READ),
                 protection.contains(Protection::WRITE),
@@ -162,15 +161,7 @@ impl Mapping {
             fd,
             offset: file_offset,
         };
-        // SAFETY: `addr` is the placeholder reserved just above and owned by this function.
-        let map_sync = match unsafe { sys::map_file_fixed(&request) } {
-            Ok(map_sync) => map_sync,
-            Err(errno) => {
-                // SAFETY: the placeholder is still ours and nothing refers to it.
-                let _ = unsafe { sys::unmap(addr, reserved_len) };
-                return Err(mmap_error(errno, form));
-            }
-        };
+        let (addr, map_sync) = sys::map_aligned(&request).map_err(|errno| mmap_error(errno, form))?;
         let mut mapping = Mapping {
             addr,
             content_len,
@@ -383,19 +374,15 @@ impl Mapping {
     /// anonymous memory instead of faulting or reaching a mapping made later at the same address.
     ///
     /// # Errors
-    /// [`ErrorKind::Os`] if the range could not be replaced; the mapping is then unmapped.
+    /// [`ErrorKind::Os`] if the range could not be replaced (the kernel ran out of memory).
+    /// The range is then abandoned: a failed `MAP_FIXED` may already have unmapped it and
+    /// another thread may have mapped something there, so pmem2 never touches it again.
     pub fn release_file(self) -> Result<ReservedRange> {
         let (addr, len) = (self.addr, self.reserved_len);
         std::mem::forget(self);
         // SAFETY: the mapping owned the range and has been forgotten.
-        match unsafe { sys::replace_with_anonymous(addr, len) } {
-            Ok(()) => Ok(ReservedRange { addr, len }),
-            Err(err) => {
-                // SAFETY: still ours; unmapping is the only remaining way to release the file.
-                let _ = unsafe { sys::unmap(addr, len) };
-                Err(err)
-            }
-        }
+        unsafe { sys::replace_with_anonymous(addr, len) }?;
+        Ok(ReservedRange { addr, len })
     }
 }
 

@@ -105,7 +105,9 @@ fn shared_mappings_try_map_sync_first_and_fall_back_to_map_shared() {
         let calls = mmaps_at(&trace, addr);
         assert_eq!(calls.len(), 2, "{action}: two mmap calls at {addr:#x}:\n{calls:?}");
         let (first, second) = (&calls[0], &calls[1]);
-        for flag in ["MAP_SHARED_VALIDATE", "MAP_FIXED", "MAP_SYNC"] {
+        // MAP_FIXED_NOREPLACE, never MAP_FIXED: a failed MAP_FIXED may unmap what was there,
+        // and another thread's mapping may fill the hole before a second MAP_FIXED.
+        for flag in ["MAP_SHARED_VALIDATE", "MAP_FIXED_NOREPLACE", "MAP_SYNC"] {
             assert!(has(&first.0, flag), "{action}: first call lacks {flag}: {first:?}");
         }
         // A page-cache file refuses MAP_SYNC with EOPNOTSUPP; anonymous memory refuses
@@ -113,8 +115,12 @@ fn shared_mappings_try_map_sync_first_and_fall_back_to_map_shared() {
         let refusal = if action == "file" { "-1 EOPNOTSUPP" } else { "-1 EINVAL" };
         assert!(first.2.starts_with(refusal), "{action}: {first:?}");
         assert!(
-            has(&second.0, "MAP_SHARED") && has(&second.0, "MAP_FIXED"),
+            has(&second.0, "MAP_SHARED") && has(&second.0, "MAP_FIXED_NOREPLACE"),
             "{second:?}"
+        );
+        assert!(
+            calls.iter().all(|c| !has(&c.0, "MAP_FIXED")),
+            "{action}: no plain MAP_FIXED: {calls:?}"
         );
         assert!(
             !has(&second.0, "MAP_SYNC") && !has(&second.0, "MAP_SHARED_VALIDATE"),
@@ -123,7 +129,7 @@ fn shared_mappings_try_map_sync_first_and_fall_back_to_map_shared() {
         assert_eq!(
             second.2,
             format!("{addr:#x}"),
-            "the fallback lands at the reserved address"
+            "the fallback lands at the address the first call tried"
         );
         assert_eq!((first.1, second.1), (fd, fd));
         assert_eq!(has(&second.0, "MAP_ANONYMOUS"), action == "anon");
@@ -145,7 +151,7 @@ fn private_mappings_never_try_map_sync() {
     let calls = mmaps_at(&trace, addr);
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert!(
-        has(&calls[0].0, "MAP_PRIVATE") && has(&calls[0].0, "MAP_FIXED"),
+        has(&calls[0].0, "MAP_PRIVATE") && has(&calls[0].0, "MAP_FIXED_NOREPLACE"),
         "{calls:?}"
     );
     assert_eq!(calls[0].1, fd);

@@ -102,53 +102,14 @@ pub fn fstat(fd: RawFd) -> Result<FileStat> {
     })
 }
 
-/// Reserves `len` bytes of address space aligned to `align` (a power of two, at least a page).
-///
-/// The reservation is a `PROT_READ`, private anonymous placeholder (free under overcommit
-/// accounting). Only its head and tail are trimmed here, so the returned range stays covered
-/// until the caller replaces it with `MAP_FIXED`; no other thread's mapping can land there.
-pub fn reserve_aligned(len: usize, align: usize) -> Result<NonNull<u8>> {
-    let total = len.checked_add(align).ok_or_else(|| {
-        Error::new(
-            ErrorKind::MapRange,
-            format!("cannot reserve {len} bytes aligned to {align}"),
-        )
-    })?;
-    // SAFETY: a fresh anonymous mapping at a kernel-chosen address touches no existing memory.
-    let raw = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            total,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if raw == libc::MAP_FAILED {
-        return Err(Error::last_os("mmap"));
-    }
-    let start = raw as usize;
-    let aligned = (start + align - 1) & !(align - 1);
-    let head = aligned - start;
-    let tail = total - head - len;
-    // SAFETY: [start, start+head) and [aligned+len, start+total) lie inside the placeholder
-    // just created by this function and nothing else refers to them.
-    unsafe {
-        if head > 0 {
-            libc::munmap(raw, head);
-        }
-        if tail > 0 {
-            libc::munmap((aligned + len) as *mut libc::c_void, tail);
-        }
-    }
-    NonNull::new(aligned as *mut u8).ok_or_else(|| Error::new(ErrorKind::Unknown, "mmap returned a null address"))
-}
+/// How many times [`map_aligned`] looks for a new hole after another thread took the last one.
+const PLACEMENT_ATTEMPTS: usize = 64;
 
-/// What [`map_file_fixed`] was asked to do.
-pub struct FixedMap {
-    pub addr: NonNull<u8>,
+/// What [`map_aligned`] is asked to map.
+pub struct MapRequest {
     pub len: usize,
+    /// The alignment of the address (a power of two, at least a page).
+    pub align: usize,
     pub prot: libc::c_int,
     pub private: bool,
     /// `None` for an anonymous mapping.
@@ -156,39 +117,124 @@ pub struct FixedMap {
     pub offset: u64,
 }
 
-/// Places a mapping over a range this process reserved, trying MAP_SYNC first for shared
-/// mappings. Returns whether MAP_SYNC was granted. Failures are the raw OS errno.
+/// Places a new mapping at a free address aligned to `req.align`, trying MAP_SYNC first for
+/// shared mappings. Returns the address and whether MAP_SYNC was granted; failures are the
+/// raw OS errno.
 ///
-/// # Safety
-/// `[addr, addr+len)` must be a placeholder owned by the caller (from [`reserve_aligned`]);
-/// it is replaced with `MAP_FIXED`.
-pub unsafe fn map_file_fixed(req: &FixedMap) -> std::result::Result<bool, i32> {
-    let base = libc::MAP_FIXED | if req.fd.is_none() { libc::MAP_ANONYMOUS } else { 0 };
-    let fd = req.fd.unwrap_or(-1);
+/// It never maps over anything: `MAP_FIXED` over a placeholder is unsafe in a threaded
+/// process, because a `MAP_FIXED` mmap that fails may already have removed the placeholder
+/// (mmap(2): "the existing mappings may have been removed"), another thread's `mmap(NULL)`
+/// can take the hole, and the next `MAP_FIXED` would replace *that* mapping. So it finds an
+/// aligned hole (a temporary reservation, released at once) and maps into it with
+/// `MAP_FIXED_NOREPLACE`, which fails with EEXIST instead of replacing anything; if another
+/// thread took the hole meanwhile, it looks for a new one.
+///
+/// pmem2's own mapping threads take turns (a process-wide lock): two threads searching at
+/// once would find the same hole and could keep taking it from each other with their
+/// temporary reservations. The kernel serialises mmap calls anyway, so nothing is lost.
+pub fn map_aligned(req: &MapRequest) -> std::result::Result<(NonNull<u8>, bool), i32> {
+    static PLACING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = PLACING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let offset = libc::off_t::try_from(req.offset).map_err(|_| libc::EOVERFLOW)?;
-    let addr = req.addr.as_ptr().cast::<libc::c_void>();
-    let call = |flags: libc::c_int| {
-        // SAFETY: the caller owns the placeholder at `addr`; MAP_FIXED replaces only it.
-        let got = unsafe { libc::mmap(addr, req.len, req.prot, flags, fd, offset) };
-        if got == libc::MAP_FAILED {
-            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
-        } else {
-            Ok(())
+    let fd = req.fd.unwrap_or(-1);
+    let kind = if req.fd.is_none() { libc::MAP_ANONYMOUS } else { 0 };
+    let mut try_sync = !req.private;
+    for _ in 0..PLACEMENT_ATTEMPTS {
+        let hole = find_aligned_hole(req.len, req.align)?;
+        let place = |flags: libc::c_int| place_at(hole, req.len, req.prot, flags | kind, fd, offset, req.align);
+        if try_sync {
+            match place(libc::MAP_SHARED_VALIDATE | libc::MAP_SYNC) {
+                Ok(addr) => return Ok((addr, true)),
+                // EOPNOTSUPP: not DAX (page cache, tmpfs); EINVAL: anonymous memory, or a
+                // kernel before 4.15. Nothing was mapped; the hole is still free.
+                Err(libc::EOPNOTSUPP) | Err(libc::EINVAL) => try_sync = false,
+                Err(libc::EEXIST) => continue,
+                Err(errno) => return Err(errno),
+            }
         }
+        let sharing = if req.private {
+            libc::MAP_PRIVATE
+        } else {
+            libc::MAP_SHARED
+        };
+        match place(sharing) {
+            Ok(addr) => return Ok((addr, false)),
+            Err(libc::EEXIST) => continue,
+            Err(errno) => return Err(errno),
+        }
+    }
+    Err(libc::EEXIST)
+}
+
+/// A free range of `len` bytes aligned to `align`, found by reserving `len + align` bytes
+/// and releasing them at once. Nothing keeps it free: the caller maps into it with
+/// `MAP_FIXED_NOREPLACE` and retries if another thread was faster.
+fn find_aligned_hole(len: usize, align: usize) -> std::result::Result<usize, i32> {
+    let total = len.checked_add(align).ok_or(libc::ENOMEM)?;
+    // SAFETY: a fresh anonymous mapping at a kernel-chosen address touches no existing memory.
+    let raw = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            total,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
     };
-    if req.private {
-        return call(base | libc::MAP_PRIVATE).map(|()| false);
+    if raw == libc::MAP_FAILED {
+        return Err(last_errno());
     }
-    match call(base | libc::MAP_SHARED_VALIDATE | libc::MAP_SYNC) {
-        Ok(()) => Ok(true),
-        // EOPNOTSUPP: not DAX (page cache, tmpfs, anonymous); EINVAL: kernel before 4.15.
-        Err(libc::EOPNOTSUPP) | Err(libc::EINVAL) => call(base | libc::MAP_SHARED).map(|()| false),
-        Err(errno) => Err(errno),
+    // SAFETY: the reservation was created just above by this function and nothing refers to it.
+    unsafe { libc::munmap(raw, total) };
+    Ok((raw as usize + align - 1) & !(align - 1))
+}
+
+/// One mmap into `hole` that replaces nothing. Returns EEXIST when the hole is taken.
+fn place_at(
+    hole: usize,
+    len: usize,
+    prot: libc::c_int,
+    flags: libc::c_int,
+    fd: RawFd,
+    offset: libc::off_t,
+    align: usize,
+) -> std::result::Result<NonNull<u8>, i32> {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping: if anything overlaps
+    // [hole, hole+len) the call fails with EEXIST and changes nothing.
+    let got = unsafe {
+        libc::mmap(
+            hole as *mut libc::c_void,
+            len,
+            prot,
+            flags | libc::MAP_FIXED_NOREPLACE,
+            fd,
+            offset,
+        )
+    };
+    if got == libc::MAP_FAILED {
+        return Err(last_errno());
     }
+    if got as usize != hole && got as usize % align != 0 {
+        // A kernel before 4.17 treats MAP_FIXED_NOREPLACE as a hint and may place the
+        // mapping elsewhere; an unaligned result is released and the search goes on.
+        // SAFETY: `got` is the mapping this call just created; nothing else refers to it.
+        unsafe { libc::munmap(got, len) };
+        return Err(libc::EEXIST);
+    }
+    NonNull::new(got.cast::<u8>()).ok_or(libc::EINVAL)
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
 /// Replaces `[addr, addr+len)` with private anonymous read-write memory, releasing the file
 /// pages at once while keeping the addresses reserved.
+///
+/// If this fails the range may be partly or wholly unmapped and another thread may already
+/// have mapped something there (mmap(2) on a failed `MAP_FIXED`): the caller must then never
+/// touch or unmap the range again.
 ///
 /// # Safety
 /// The range must be a mapping owned by the caller.

@@ -215,7 +215,7 @@ fn place_at(
     if got == libc::MAP_FAILED {
         return Err(last_errno());
     }
-    if got as usize != hole && got as usize % align != 0 {
+    if got as usize != hole && !(got as usize).is_multiple_of(align) {
         // A kernel before 4.17 treats MAP_FIXED_NOREPLACE as a hint and may place the
         // mapping elsewhere; an unaligned result is released and the search goes on.
         // SAFETY: `got` is the mapping this call just created; nothing else refers to it.

@@ -32,16 +32,28 @@ function platformFields(suffix) {
   return fields
 }
 
+// Where npm would look for `name` required by the package at `key`: its own node_modules, then
+// each enclosing node_modules up to the root. Returns the first existing entry's path, or the
+// path next to the parent (where npm places a missing one).
+function resolve(key, name) {
+  const parts = key.split('node_modules/').slice(0, -1)
+  for (let i = parts.length; i >= 1; i--) {
+    const at = `${parts.slice(0, i).join('node_modules/')}node_modules/${name}`
+    if (packages[at]) return at
+  }
+  return `${parts.join('node_modules/')}node_modules/${name}`
+}
+
 let added = 0
 for (const [key, entry] of Object.entries(packages)) {
   if (!key.startsWith('node_modules/') || !entry.optionalDependencies) continue
   const parentName = key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length)
   const siblings = Object.keys(entry.optionalDependencies)
-    .map((name) => packages[`node_modules/${name}`])
+    .map((name) => packages[resolve(key, name)])
     .filter(Boolean)
   for (const [name, spec] of Object.entries(entry.optionalDependencies)) {
     if (!name.startsWith(`${parentName}-`) || !/^\d+\.\d+\.\d+/.test(spec)) continue
-    const at = `node_modules/${name}`
+    const at = resolve(key, name)
     if (packages[at]) continue
     const fields = platformFields(name.slice(parentName.length + 1))
     if (!fields) continue

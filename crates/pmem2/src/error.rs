@@ -135,6 +135,10 @@ error_kinds! {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// The file the failed operation was given by path ([`map_file`](crate::map_file)).
+    path: Option<std::path::PathBuf>,
+    /// The system call that failed, for OS errors.
+    syscall: Option<&'static str>,
 }
 
 impl Error {
@@ -143,7 +147,31 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            path: None,
+            syscall: None,
         }
+    }
+
+    /// The same error, naming the file it concerns (Node's fs errors carry `path` too).
+    pub(crate) fn with_path(mut self, path: &std::path::Path) -> Error {
+        self.path = Some(path.to_owned());
+        self
+    }
+
+    /// The same error, naming the system call that failed.
+    pub(crate) fn with_syscall(mut self, syscall: &'static str) -> Error {
+        self.syscall = Some(syscall);
+        self
+    }
+
+    /// The path of the file the failed call was given, when it was given one by path.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
+    }
+
+    /// The system call that failed (`"open"`, `"mmap"`, …), when the error comes from one.
+    pub fn syscall(&self) -> Option<&'static str> {
+        self.syscall
     }
 
     /// An OS error from the calling thread's `errno`, prefixed with what was being done.

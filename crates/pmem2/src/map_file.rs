@@ -5,8 +5,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::map::Mapping;
 use crate::source::Source;
 use crate::sys;
-use std::fs::OpenOptions;
-use std::os::fd::AsRawFd;
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 /// Options for [`map_file`]. The defaults open an existing file read-write and map all of it
@@ -15,14 +15,21 @@ use std::path::Path;
 pub struct FileOptions {
     /// Make the file at least this many bytes, allocating blocks with `posix_fallocate`.
     pub size: Option<u64>,
-    /// Create the file if it does not exist.
+    /// Create the file if it does not exist (then `size` is required: an empty file cannot be
+    /// mapped).
     pub create: bool,
     /// The coarsest granularity the caller can work with.
     pub granularity: Granularity,
     /// Open read-only and map with `PROT_READ`.
     pub read_only: bool,
-    /// Shared (writes reach the file) or private.
+    /// Shared (writes reach the file) or private (copy-on-write: the file is opened read-only
+    /// unless `create` or `size` needs to change it).
     pub sharing: Sharing,
+    /// Where the mapping starts in the file: a multiple of the page size, checked as
+    /// [`Config::set_offset`] and [`Mapping::new`] check it.
+    pub offset: u64,
+    /// How many bytes to map; 0 maps from `offset` to the end of the file.
+    pub length: u64,
 }
 
 impl Default for FileOptions {
@@ -33,11 +40,14 @@ impl Default for FileOptions {
             granularity: Granularity::Page,
             read_only: false,
             sharing: Sharing::Shared,
+            offset: 0,
+            length: 0,
         }
     }
 }
 
-/// Opens `path` (creating and sizing it when asked), maps the whole file, and closes the fd.
+/// Opens `path` (creating and sizing it when asked), maps it (all of it, or the window
+/// `offset`/`length`), and closes the fd.
 ///
 /// ```
 /// let dir = tempfile::tempdir()?;
@@ -51,32 +61,82 @@ impl Default for FileOptions {
 /// ```
 ///
 /// # Errors
-/// [`ErrorKind::Os`] when the file cannot be opened, created or allocated (with the path in the
-/// message); `EINVAL` for `create` or `size` together with `read_only`; otherwise as
-/// [`Mapping::new`].
+/// [`ErrorKind::Os`] when the file cannot be opened, created or allocated, with
+/// [`Error::path`] and [`Error::syscall`] set; `EINVAL` for `create` or `size` together with
+/// `read_only`, and for `create` of a missing file without `size` (nothing is created);
+/// otherwise as [`Mapping::new`], with messages naming the path instead of the internal fd.
+/// A file this call created is removed again when mapping it fails.
 pub fn map_file(path: impl AsRef<Path>, options: &FileOptions) -> Result<Mapping> {
     let path = path.as_ref();
     if options.read_only && (options.create || options.size.is_some()) {
         return Err(Error::new(
             ErrorKind::Os(libc::EINVAL),
             format!("{}: a read-only mapping cannot create or size the file", path.display()),
-        ));
+        )
+        .with_path(path));
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(!options.read_only)
-        .create(options.create)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| {
-            Error::os(
-                e.raw_os_error().unwrap_or(libc::EIO),
-                &format!("open {}", path.display()),
-            )
-        })?;
+    let (file, created) = open(path, options)?;
+    let mapped = map_open_file(&file, path, options);
+    if mapped.is_err() && created {
+        // Never leave behind an empty or half-made file this call created.
+        let _ = std::fs::remove_file(path);
+    }
+    mapped
+}
+
+/// Opens `path` as `options` say; returns the file and whether this call created it.
+fn open(path: &Path, options: &FileOptions) -> Result<(File, bool)> {
+    let changes_file = options.create || options.size.is_some_and(|s| s > 0);
+    // A private mapping never writes the file: a read-only fd suffices (and works for files
+    // the caller may only read), unless the file itself must be created or grown.
+    let write = !options.read_only && (options.sharing == Sharing::Shared || changes_file);
+    let open_error = |e: std::io::Error| {
+        Error::os(
+            e.raw_os_error().unwrap_or(libc::EIO),
+            &format!("open {}", path.display()),
+        )
+        .with_path(path)
+        .with_syscall("open")
+    };
+    let existing = OpenOptions::new().read(true).write(write).open(path);
+    match existing {
+        Ok(file) => Ok((file, false)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && options.create => {
+            if !options.size.is_some_and(|s| s > 0) {
+                return Err(Error::new(
+                    ErrorKind::Os(libc::EINVAL),
+                    format!(
+                        "{}: does not exist, and creating it needs a size (an empty file cannot be mapped)",
+                        path.display()
+                    ),
+                )
+                .with_path(path));
+            }
+            match OpenOptions::new().read(true).write(true).create_new(true).open(path) {
+                Ok(file) => Ok((file, true)),
+                // Another process created it meanwhile: use that file, as O_CREAT would.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(path)
+                    .map(|f| (f, false))
+                    .map_err(open_error),
+                Err(e) => Err(open_error(e)),
+            }
+        }
+        Err(e) => Err(open_error(e)),
+    }
+}
+
+fn map_open_file(file: &File, path: &Path, options: &FileOptions) -> Result<Mapping> {
+    let fd = file.as_raw_fd();
+    let name = |e: Error| naming_path(e, fd, path);
     if let Some(size) = options.size.filter(|&s| s > 0) {
-        sys::allocate(file.as_raw_fd(), size)
-            .map_err(|e| Error::new(e.kind(), format!("{} ({})", e.message(), path.display())))?;
+        sys::allocate(fd, size).map_err(|e| {
+            Error::new(e.kind(), format!("{} ({})", e.message(), path.display()))
+                .with_path(path)
+                .with_syscall("posix_fallocate")
+        })?;
     }
     let mut config = Config::new();
     config
@@ -87,5 +147,18 @@ pub fn map_file(path: impl AsRef<Path>, options: &FileOptions) -> Result<Mapping
         } else {
             Protection::READ | Protection::WRITE
         });
-    Mapping::new(&config, &Source::from_fd(&file)?)
+    config.set_offset(options.offset).map_err(name)?;
+    config.set_length(options.length);
+    Mapping::new(&config, &Source::from_fd(file).map_err(name)?).map_err(name)
+}
+
+/// The caller gave a path, not an fd: say which file the error is about.
+fn naming_path(err: Error, fd: RawFd, path: &Path) -> Error {
+    let message = err.message().replace(&format!("fd {fd}"), &path.display().to_string());
+    let syscall = err.syscall();
+    let mut named = Error::new(err.kind(), message).with_path(path);
+    if let Some(syscall) = syscall {
+        named = named.with_syscall(syscall);
+    }
+    named
 }

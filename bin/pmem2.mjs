@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs as parseNodeArgs } from 'node:util'
 
 import { Granularity, mapFile, platformInfo, Pmem2Error, Sharing, Source } from '../index.mjs'
 
@@ -25,23 +26,40 @@ class UsageError extends Error {}
 
 const GRANULARITY = ['BYTE', 'CACHE_LINE', 'PAGE']
 
-function fail(message, code = 1) {
-  process.stderr.write(`pmem2: ${message}\n`)
+// Set once the arguments are parsed, so that errors are JSON too with --json.
+let jsonOutput = false
+
+function fail(message, code = 1, errorCode = undefined) {
+  if (jsonOutput) {
+    process.stdout.write(`${JSON.stringify({ error: { message, code: errorCode ?? null, exitCode: code } })}\n`)
+  } else {
+    process.stderr.write(`pmem2: ${message}\n`)
+  }
   process.exit(code)
 }
 
 function parseArgs(argv) {
-  const out = { command: undefined, path: undefined, json: false, help: false, version: false }
-  for (const arg of argv) {
-    if (arg === '--json') out.json = true
-    else if (arg === '-h' || arg === '--help') out.help = true
-    else if (arg === '-v' || arg === '--version') out.version = true
-    else if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg} (see pmem2 --help)`)
-    else if (out.command === undefined) out.command = arg
-    else if (out.path === undefined) out.path = arg
-    else throw new UsageError(`unexpected argument ${arg} (see pmem2 --help)`)
+  let parsed
+  try {
+    parsed = parseNodeArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', short: 'v', default: false },
+      },
+    })
+  } catch (e) {
+    // parseArgs names the problem (ERR_PARSE_ARGS_UNKNOWN_OPTION, ...); keep its first line.
+    jsonOutput = argv.includes('--json')
+    throw new UsageError(`${e.message.split('\n')[0].replace(/\. To specify a positional.*$/, '')} (see pmem2 --help)`)
   }
-  return out
+  const { values, positionals } = parsed
+  jsonOutput = values.json
+  if (positionals.length > 2) throw new UsageError(`unexpected argument ${positionals[2]} (see pmem2 --help)`)
+  return { command: positionals[0], path: positionals[1], json: values.json, help: values.help, version: values.version }
 }
 
 /** A temporary directory, removed on exit. */

@@ -102,7 +102,7 @@ fn open(path: &Path, options: &FileOptions) -> Result<(File, bool)> {
     match existing {
         Ok(file) => Ok((file, false)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && options.create => {
-            if !options.size.is_some_and(|s| s > 0) {
+            if options.size.is_none_or(|s| s == 0) {
                 return Err(Error::new(
                     ErrorKind::Os(libc::EINVAL),
                     format!(

@@ -77,7 +77,7 @@ fn windows_are_checked_as_mapping_checks_them() {
     );
     assert_eq!(
         err(FileOptions {
-            offset: u64::MAX & !4095,
+            offset: !4095,
             ..Default::default()
         }),
         ErrorKind::OffsetOutOfRange

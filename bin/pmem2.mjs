@@ -125,7 +125,7 @@ function info(target) {
   try {
     stat = fs.statSync(file)
   } catch (e) {
-    throw new Error(`${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`)
+    throw Object.assign(new Error(`${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`), { code: e.code })
   }
   if (stat.isDirectory()) throw new Error(`${file} is a directory; pass a file (or no path for a temporary file)`)
   const fileType = stat.isCharacterDevice() ? 'devdax' : stat.isFile() ? 'regular' : 'other'
@@ -137,6 +137,10 @@ function info(target) {
     const source = Source.fromFd(fd) // reads the fd when asked: use it before closing
     size = source.size
     alignment = source.alignment
+  } catch (e) {
+    // The user named a file, not the fd this command opened: say which file.
+    if (e instanceof Error) e.message = e.message.replaceAll(`fd ${fd}`, file)
+    throw e
   } finally {
     fs.closeSync(fd)
   }
@@ -233,7 +237,7 @@ function formatTime(ns) {
   return `${(ns / 1e6).toFixed(2)} ms`
 }
 
-/** Runs `op(i)` until 150 ms or 2000 runs (at least 5) and returns the median in nanoseconds. */
+/** Runs `op(i)` until 150 ms or 2000 runs (at least 5); returns min, median and max in nanoseconds. */
 function measure(op) {
   const times = []
   const deadline = process.hrtime.bigint() + 150_000_000n
@@ -243,21 +247,26 @@ function measure(op) {
     times.push(Number(process.hrtime.bigint() - start))
   }
   times.sort((a, b) => a - b)
-  return { median: times[times.length >> 1], runs: times.length }
+  return { min: times[0], median: times[times.length >> 1], max: times[times.length - 1], runs: times.length }
 }
 
 function benchFile(target) {
   if (target === undefined) return { file: path.join(tempDir(), 'bench.bin'), where: 'temporary' }
   let stat
   try {
-    stat = fs.statSync(target)
+    stat = fs.lstatSync(target) // a symlink, even a dangling one, is never followed
   } catch (e) {
     if (e.code !== 'ENOENT') throw new Error(`${target}: ${e.message}`)
-    process.on('exit', () => fs.rmSync(target, { force: true }))
-    return { file: target, where: 'new' }
   }
-  if (stat.isDirectory()) return { file: path.join(tempDir(target), 'bench.bin'), where: 'temporary' }
-  throw new Error(`${target} exists and bench would overwrite it; pass a directory or a new file name`)
+  if (stat?.isDirectory()) return { file: path.join(tempDir(target), 'bench.bin'), where: 'temporary' }
+  if (stat) {
+    const what = stat.isSymbolicLink() ? 'is a symbolic link' : 'exists'
+    throw new Error(`${target} ${what} and bench would overwrite it; pass a directory or a new file name`)
+  }
+  // O_CREAT | O_EXCL: fails on any existing path, a symlink made meanwhile included.
+  fs.closeSync(fs.openSync(target, 'wx'))
+  process.on('exit', () => fs.rmSync(target, { force: true }))
+  return { file: target, where: 'new' }
 }
 
 function bench(target) {
@@ -274,11 +283,13 @@ function bench(target) {
     })()
     const slots = (size) => Math.max(1, Math.floor(BENCH_SIZE / size))
     const add = (operation, size, op) => {
-      const { median, runs } = measure(op)
+      const { min, median, max, runs } = measure(op)
       results.push({
         operation,
         size,
+        minNs: min,
         medianNs: median,
+        maxNs: max,
         opsPerSecond: Math.round(1e9 / median),
         mbPerSecond: Math.round((size / median) * 1e9 / 1e6 * 10) / 10,
         runs,
@@ -322,11 +333,13 @@ function printBench(r) {
     `pmem2 bench: ${r.path} (${r.file} file, ${formatBytes(r.size)}), granularity ${r.granularity}, ` +
       `persist by ${r.flushMethod}${r.mapSync ? ', MAP_SYNC' : ''}\n\n`,
   )
-  const header = ['operation', 'size', 'median', 'ops/s', 'MB/s']
+  const header = ['operation', 'size', 'min', 'median', 'max', 'ops/s', 'MB/s']
   const rows = r.results.map((x) => [
     x.operation,
     formatBytes(x.size),
+    formatTime(x.minNs),
     formatTime(x.medianNs),
+    formatTime(x.maxNs),
     String(x.opsPerSecond),
     x.mbPerSecond.toFixed(1),
   ])
@@ -334,16 +347,24 @@ function printBench(r) {
   const line = (cells) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
   process.stdout.write(`${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`)
   for (const row of rows) process.stdout.write(`${line(row)}\n`)
+  process.stdout.write('\nops/s and MB/s are from the median; min and max show the spread of single calls.\n')
 }
 
 // ---------------------------------------------------------------- main
 
 function main() {
+  // `pmem2 info | head -1`: the reader went away; that is not an error of this command.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e) => {
+      if (e.code === 'EPIPE') process.exit(0)
+      throw e
+    })
+  }
   let args
   try {
     args = parseArgs(process.argv.slice(2))
   } catch (e) {
-    fail(e.message, 2)
+    fail(e.message, 2, 'ERR_USAGE')
   }
   if (args.version) {
     const pkg = JSON.parse(fs.readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8'))
@@ -365,11 +386,11 @@ function main() {
       if (args.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`)
       else printBench(r)
     } else {
-      fail(`unknown command ${JSON.stringify(args.command)} (commands: info, bench; see pmem2 --help)`, 2)
+      fail(`unknown command ${JSON.stringify(args.command)} (commands: info, bench; see pmem2 --help)`, 2, 'ERR_USAGE')
     }
   } catch (e) {
-    const code = e instanceof Pmem2Error ? ` [${e.code}]` : ''
-    fail(`${e.message.split('\n')[0]}${code}`)
+    const code = e instanceof Pmem2Error || typeof e.code === 'string' ? e.code : undefined
+    fail(`${e.message.split('\n')[0]}${code && !jsonOutput ? ` [${code}]` : ''}`, 1, code)
   }
 }
 

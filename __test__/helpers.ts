@@ -1,8 +1,9 @@
 // Shared fixtures for the specs: temporary files and what the kernel says about mappings.
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 export const PAGE = 4096
 export const MiB = 1 << 20
@@ -46,4 +47,60 @@ export function readFromAnotherProcess(file: string, offset: number, length: num
 /** Number of open file descriptors of this process. */
 export function openFdCount(): number {
   return fs.readdirSync('/proc/self/fd').length
+}
+
+/** Whether this run must prove everything: `CI` is set (as `.ci/run` sets it). */
+export const inCI = !!process.env.CI && process.env.CI !== '0' && process.env.CI !== 'false'
+
+/**
+ * Checks a prerequisite this machine may lack (a tool, a capability, a newer Node). When it is
+ * missing, prints one line saying what to install and returns false, so the caller registers its
+ * tests with `test.skip`; with `CI` set a missing prerequisite throws instead, so CI never skips.
+ */
+export function prerequisite(what: string, present: boolean, missing: string): boolean {
+  if (present) return true
+  const line = `SKIPPED ${what}: ${missing}`
+  if (inCI) throw new Error(`${line} (CI is set: nothing may be skipped)`)
+  console.log(line)
+  return false
+}
+
+/** Whether `program` runs with `args` (exit status 0). */
+export function runs(program: string, ...args: string[]): boolean {
+  return spawnSync(program, args, { stdio: 'ignore' }).status === 0
+}
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+/**
+ * The path of a Node 24 binary for tests of newer runtimes (`ArrayBuffer.prototype.transfer`,
+ * `using`), installed on first use from the npm registry as the package `node-linux-<arch>@24`
+ * into `.cache/node24` (it is not a devDependency: its `node` bin would shadow the system node in
+ * npm scripts). `undefined` (after one line) when it cannot be had.
+ */
+export function node24(): string | undefined {
+  const pkg = `node-linux-${process.arch}`
+  const binary = (prefix: string) => path.join(prefix, 'node_modules', pkg, 'bin', 'node')
+  const cache = path.join(repoRoot, '.cache', 'node24')
+  if (!fs.existsSync(binary(cache))) {
+    // Installed beside and renamed into place, so parallel test files never see half an install.
+    const staging = `${cache}.${process.pid}`
+    const npm = spawnSync(
+      'npm',
+      ['install', '--prefix', staging, '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `${pkg}@24`],
+      { encoding: 'utf8' },
+    )
+    if (npm.status === 0 && fs.existsSync(binary(staging))) {
+      try {
+        fs.renameSync(staging, cache)
+      } catch {
+        // another test file installed it first
+      }
+    }
+    fs.rmSync(staging, { recursive: true, force: true })
+  }
+  const present = fs.existsSync(binary(cache))
+  return prerequisite('tests on Node 24', present, `cannot install ${pkg}@24 from the npm registry into .cache/node24`)
+    ? binary(cache)
+    : undefined
 }

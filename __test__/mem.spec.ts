@@ -19,7 +19,7 @@ import {
   Pmem2Error,
   Source,
 } from '../index.mjs'
-import { MiB, tempDir } from './helpers.js'
+import { MiB, prerequisite, runs, tempDir } from './helpers.js'
 
 const dir = tempDir()
 const FLAGS = [
@@ -119,7 +119,8 @@ function msyncCalls(force: string | undefined, script: string): number {
   return between.split('\n').filter((line) => /msync\(/.test(line)).length
 }
 
-test('write and persist on PAGE call msync once; on CACHE_LINE they make no system call', (t) => {
+const withStrace = prerequisite('the strace tests', runs('strace', '-V'), 'apt-get install strace') ? test : test.skip
+withStrace('write and persist on PAGE call msync once; on CACHE_LINE they make no system call', (t) => {
   t.is(msyncCalls(undefined, "m.write(100, Buffer.from('x'))"), 1)
   t.is(msyncCalls(undefined, 'm.persist(100, 5000)'), 1)
   t.is(msyncCalls(undefined, 'm.persistRanges([[0, 1], [8192, 1]])'), 2)

@@ -11,6 +11,9 @@
 // 4. Installs the root tarball alone and checks that loading fails naming the package to install.
 //
 // Plain Node, no dependencies. Prints `test:package: N passed, M failed` last.
+//
+// `--pack-only <dir>` (`npm run pack:local`) stops after steps 1 and 2 and leaves the two tarballs
+// in <dir>, for using pmem2 from a clone before it is on the npm registry.
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -42,14 +45,19 @@ function assert(cond, message) {
 }
 
 if (process.platform !== 'linux' || process.arch !== 'x64') {
-  console.log(`test:package checks the ${triple} package and needs Linux x64 (this is ${process.platform}-${process.arch})`)
-  console.log('test:package: 0 passed, 0 failed')
-  process.exit(0)
+  // Said in one line, and a failure where everything must be proven (CI).
+  const line = `SKIPPED test:package: it checks the ${triple} package and needs Linux x64 (this is ${process.platform}-${process.arch})`
+  const ci = !!process.env.CI && process.env.CI !== '0' && process.env.CI !== 'false'
+  console.log(ci ? `${line} (CI is set: nothing may be skipped)` : line)
+  process.exit(ci ? 1 : 0)
 }
 
 // Subprocess environment: no npm_* variables inherited from `npm run`, an empty npm cache, no
 // network, and a PATH without cargo, rustc or rustup.
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pmem2-test-package-'))
+const packOnlyAt = process.argv.indexOf('--pack-only')
+const packOnly = packOnlyAt >= 0 ? path.resolve(process.argv[packOnlyAt + 1] ?? 'dist') : undefined
+if (packOnly) fs.mkdirSync(packOnly, { recursive: true })
+const work = packOnly ?? fs.mkdtempSync(path.join(os.tmpdir(), 'pmem2-test-package-'))
 const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)))
 const toolDirs = (process.env.PATH || '').split(path.delimiter).filter(Boolean)
 const hasTool = (dir) => ['cargo', 'rustc', 'rustup'].some((t) => fs.existsSync(path.join(dir, t)))
@@ -128,6 +136,9 @@ check('root package packs without any binary, with optionalDependencies for ever
     if (fs.existsSync(path.join(root, f))) fs.cpSync(path.join(root, f), path.join(stage, f), { recursive: true })
   }
   const staged = structuredClone(rootPkg)
+  // `prepare` builds the addon in a clone; a user installing the tarball must not be asked to
+  // approve (npm 11) or run it.
+  delete staged.scripts.prepare
   staged.optionalDependencies = {}
   for (const t of rootPkg.napi.targets) staged.optionalDependencies[`${rootPkg.napi.packageName}-${abi(t)}`] = version
   fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(staged, null, 2) + '\n')
@@ -139,6 +150,13 @@ check('root package packs without any binary, with optionalDependencies for ever
   assert(staged.optionalDependencies[platformPkg] === version, 'no optionalDependency on the platform package')
   rootTgz = tarball
 })
+
+if (packOnly) {
+  if (failed === 0) {
+    console.log(`\nInstall both in your project:\n  npm install ${rootTgz} ${platformTgz}`)
+  }
+  process.exit(failed ? 1 : 0)
+}
 
 // The napi-rs platform name of a Rust target triple, for the targets this package lists.
 function abi(target) {

@@ -31,7 +31,10 @@ fn ino(path: &Path) -> u64 {
 
 /// Runs `test` of this binary in a child under `strace -f -e trace=mmap`; returns the trace
 /// and the child's stdout.
-fn strace_child(test: &str, action: &str) -> (String, String) {
+fn strace_child(test: &str, action: &str) -> Option<(String, String)> {
+    if !common::prerequisite(test, common::runs("strace", "-V"), "strace is not installed (apt-get install strace)") {
+        return None;
+    }
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("trace");
     let child = common::child_command(test, action, &[]);
@@ -45,10 +48,10 @@ fn strace_child(test: &str, action: &str) -> (String, String) {
         .output()
         .unwrap_or_else(|e| panic!("cannot run strace ({e}): install it with `apt-get install strace`"));
     common::assert_child_ok(&out);
-    (
+    Some((
         fs::read_to_string(trace).unwrap(),
         String::from_utf8(out.stdout).unwrap(),
-    )
+    ))
 }
 
 /// The mmap calls of a trace at `addr`: (flags, fd, result) for each.
@@ -100,7 +103,11 @@ fn shared_mappings_try_map_sync_first_and_fall_back_to_map_shared() {
         return;
     }
     for action in ["file", "anon"] {
-        let (trace, stdout) = strace_child("shared_mappings_try_map_sync_first_and_fall_back_to_map_shared", action);
+        let Some((trace, stdout)) =
+            strace_child("shared_mappings_try_map_sync_first_and_fall_back_to_map_shared", action)
+        else {
+            return;
+        };
         let (addr, fd) = mapped(&stdout);
         let calls = mmaps_at(&trace, addr);
         assert_eq!(calls.len(), 2, "{action}: two mmap calls at {addr:#x}:\n{calls:?}");
@@ -146,7 +153,9 @@ fn private_mappings_never_try_map_sync() {
         println!("MAPPED {:p} {}", map.address(), file.as_raw_fd());
         return;
     }
-    let (trace, stdout) = strace_child("private_mappings_never_try_map_sync", "private");
+    let Some((trace, stdout)) = strace_child("private_mappings_never_try_map_sync", "private") else {
+        return;
+    };
     let (addr, fd) = mapped(&stdout);
     let calls = mmaps_at(&trace, addr);
     assert_eq!(calls.len(), 1, "{calls:?}");

@@ -462,12 +462,8 @@ mod seed_form {
     fn append_only_file_is_eacces_not_no_access() {
         let dir = tempfile::tempdir().unwrap();
         let path = common::holey_file(dir.path(), "log", MIB);
-        let guard = match common::AppendOnly::set(&path) {
-            Ok(guard) => guard,
-            Err(why) => {
-                println!("skipped: cannot make {} append-only: {why}", path.display());
-                return;
-            }
+        let Some(guard) = common::append_only_for("append_only_file_is_eacces_not_no_access", &path) else {
+            return;
         };
         let file = common::open(&path, libc::O_RDWR | libc::O_APPEND).unwrap();
         let err = pmem2::map(&seed_config(file.as_raw_fd())).unwrap_err();

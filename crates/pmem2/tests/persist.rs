@@ -218,8 +218,11 @@ fn strace_sees_msync_only_for_page() {
         assert_eq!(map.store_granularity(), want);
         return;
     }
-    if Command::new("strace").arg("-V").output().is_err() {
-        eprintln!("strace not installed: skipped");
+    if !common::prerequisite(
+        "strace_sees_msync_only_for_page",
+        common::runs("strace", "-V"),
+        "strace is not installed (apt-get install strace)",
+    ) {
         return;
     }
     for (mode, force, want) in [("page", "PAGE", 3), ("cl", "CACHE_LINE", 0)] {

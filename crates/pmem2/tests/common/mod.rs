@@ -237,3 +237,50 @@ pub fn in_child(name: &str, env: &[(&str, &str)]) -> bool {
     assert_child_ok(&run_child(name, name, env));
     false
 }
+
+/// Whether this run must prove everything: `CI` is set (as `.ci/run` sets it).
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Checks a prerequisite of `test` that this machine may lack (a tool, a capability). When it
+/// is missing, prints one line that cargo's capture does not hide, naming what to install, and
+/// returns false so the test can return early; under [`in_ci`] a missing prerequisite fails
+/// the test instead, so CI never skips anything.
+pub fn prerequisite(test: &str, present: bool, missing: &str) -> bool {
+    if present {
+        return true;
+    }
+    let line = format!("SKIPPED {test}: {missing}");
+    assert!(!in_ci(), "{line} (CI is set: nothing may be skipped)");
+    use std::io::Write;
+    // Written to the stream itself: the test harness captures only print!/eprint!.
+    let _ = writeln!(std::io::stderr(), "{line}");
+    false
+}
+
+/// Whether `program` runs (with `arg`, such as `-V`).
+pub fn runs(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Marks `path` append-only for a test, or says (and returns `None`) why it cannot, through
+/// [`prerequisite`].
+pub fn append_only_for(test: &str, path: &Path) -> Option<AppendOnly> {
+    match AppendOnly::set(path) {
+        Ok(guard) => Some(guard),
+        Err(why) => {
+            prerequisite(
+                test,
+                false,
+                &format!("cannot make a file append-only ({why}); needs CAP_LINUX_IMMUTABLE and a filesystem with chattr +a"),
+            );
+            None
+        }
+    }
+}

@@ -1,14 +1,16 @@
-// Every ```ts block of README.md runs (and typechecks with --strict), and so does examples/usage.ts.
-// A block imports from 'pmem2' (rewritten to this checkout's index.mjs) and may use /mnt/pmem/,
-// rewritten to a fresh temporary directory that is also its cwd and holds 1 MiB files log.bin and
-// data.bin. Blocks that cannot run standalone would be fenced ```ts no-run (none are today).
+// Every ```ts block of README.md runs as it stands (and typechecks with --strict), and so does
+// examples/usage.ts. A block imports from 'pmem2' (rewritten to this checkout's index.mjs) and may
+// use /mnt/pmem/, rewritten to a fresh, empty temporary directory that is also its cwd: nothing
+// is prepared, so every example creates or sizes the files it uses. Each runs as an ES module
+// (.mts); a block with top-level await must say that it is an ES module, since it would not run
+// as CommonJS.
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { makeFile, MiB, tempDir } from './helpers.js'
+import { tempDir } from './helpers.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const register = path.join(root, 'node_modules', '@oxc-node', 'core', 'register.mjs')
@@ -20,18 +22,19 @@ const blocks = [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => ({
 
 const base = tempDir()
 
+/** An empty directory for the block, and the block's file outside it (so the directory stays empty). */
 function prepare(code: string): { dir: string; file: string } {
   const dir = fs.mkdtempSync(path.join(base, 'example-'))
-  fs.writeFileSync(path.join(dir, 'package.json'), '{ "type": "module" }\n')
-  makeFile(dir, 'log.bin', MiB)
-  makeFile(dir, 'data.bin', MiB)
   const source = code
     .replaceAll("from 'pmem2'", `from ${JSON.stringify(path.join(root, 'index.mjs'))}`)
     .replaceAll('/mnt/pmem/', `${dir}/`)
-  const file = path.join(dir, 'example.ts')
+  const file = path.join(fs.mkdtempSync(path.join(base, 'source-')), 'example.mts')
   fs.writeFileSync(file, source)
   return { dir, file }
 }
+
+/** Whether a block awaits outside any function (a statement starting at column 0). */
+const topLevelAwait = (code: string) => /^(?:const|let|var)?[^\n(]*\bawait\b/m.test(code.replace(/^\s+.*$/gm, ''))
 
 test('the README has runnable TypeScript examples for every Node API section', (t) => {
   t.true(blocks.length >= 8, `${blocks.length} blocks`)
@@ -42,6 +45,9 @@ test('the README has runnable TypeScript examples for every Node API section', (
 
 for (const [i, block] of blocks.entries()) {
   test(`README.md example ${i + 1} (line ${block.line}) runs`, (t) => {
+    if (topLevelAwait(block.code)) {
+      t.regex(block.code, /ES module/, 'a block with top-level await says it must run as an ES module')
+    }
     const { dir, file } = prepare(block.code)
     const r = spawnSync(process.execPath, ['--import', register, file], {
       cwd: dir,

@@ -6,9 +6,18 @@ use crate::config::{Granularity, Sharing};
 pub const FORCE_GRANULARITY_ENV: &str = "PMEM2_FORCE_GRANULARITY";
 
 /// Parses `PMEM2_FORCE_GRANULARITY` as libpmem2 does: `BYTE`, `CACHE_LINE`, `CACHELINE` or
-/// `PAGE`, case-insensitive, at most 10 characters; anything else is ignored.
+/// `PAGE`, case-insensitive, at most 10 characters; anything else is ignored, with one warning
+/// on stderr per process (libpmem2 logs "Invalid value of PMEM2_FORCE_GRANULARITY").
 pub(crate) fn forced_granularity() -> Option<Granularity> {
-    let value = std::env::var(FORCE_GRANULARITY_ENV).ok()?;
+    let value = std::env::var_os(FORCE_GRANULARITY_ENV)?;
+    let parsed = value.to_str().and_then(parse_forced);
+    if parsed.is_none() {
+        warn_invalid(&value.to_string_lossy());
+    }
+    parsed
+}
+
+fn parse_forced(value: &str) -> Option<Granularity> {
     if value.len() > 10 {
         return None;
     }
@@ -18,6 +27,16 @@ pub(crate) fn forced_granularity() -> Option<Granularity> {
         "PAGE" => Some(Granularity::Page),
         _ => None,
     }
+}
+
+fn warn_invalid(value: &str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        eprintln!(
+            "pmem2: ignoring {FORCE_GRANULARITY_ENV}={value:?}: expected BYTE, CACHE_LINE or PAGE; \
+             the detected granularity applies"
+        );
+    });
 }
 
 /// The granularity a file mapping offers. Private mappings are BYTE (their stores never
@@ -58,6 +77,23 @@ pub(crate) fn name(granularity: Granularity) -> &'static str {
 mod tests {
     use super::*;
     use Granularity::*;
+
+    #[test]
+    fn forced_values_as_libpmem2_parses_them() {
+        for (value, want) in [
+            ("page", Some(Page)),
+            ("cache_line", Some(CacheLine)),
+            ("CaCHe_Line", Some(CacheLine)),
+            ("CACHELINE", Some(CacheLine)),
+            ("byte", Some(Byte)),
+            ("0", None),
+            ("", None),
+            ("PAGE ", None),
+            ("CACHE_LINES", None),
+        ] {
+            assert_eq!(parse_forced(value), want, "{value:?}");
+        }
+    }
 
     // The decision table of libpmem2's pmem2_granularity test (mocked MAP_SYNC and eADR).
     #[test]

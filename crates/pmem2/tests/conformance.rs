@@ -204,7 +204,9 @@ fn compile_oracle() -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("cannot run pkg-config ({e}): {INSTALL}"))?;
     if !flags.status.success() {
-        return Err(format!("pkg-config does not know libpmem2 (the reference implementation): {INSTALL}"));
+        return Err(format!(
+            "pkg-config does not know libpmem2 (the reference implementation): {INSTALL}"
+        ));
     }
     let flags = String::from_utf8(flags.stdout).unwrap();
     let gcc = Command::new("gcc")

@@ -108,12 +108,28 @@ fn invalid_forced_values_are_ignored() {
         return;
     }
     for value in ["", "0", "BYTES", "CACHE-LINE", "CACHE_LINE_", "PAGE      x"] {
-        run(
+        let out = common::run_child(
             "invalid_forced_values_are_ignored",
             "PAGE",
             &[(FORCE_GRANULARITY_ENV, value)],
         );
+        common::assert_child_ok(&out);
+        // One warning per process, however many mappings (the matrix maps several times).
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let warnings: Vec<_> = stderr
+            .lines()
+            .filter(|l| l.contains("ignoring PMEM2_FORCE_GRANULARITY"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{value:?}: {stderr}");
+        assert!(warnings[0].contains(&format!("{value:?}")), "{}", warnings[0]);
     }
+    // A valid value warns nothing.
+    let out = common::run_child(
+        "invalid_forced_values_are_ignored",
+        "PAGE",
+        &[(FORCE_GRANULARITY_ENV, "page")],
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("ignoring"));
 }
 
 // Private file mappings and anonymous memory are BYTE, and forcing does not change that

@@ -32,7 +32,11 @@ fn ino(path: &Path) -> u64 {
 /// Runs `test` of this binary in a child under `strace -f -e trace=mmap`; returns the trace
 /// and the child's stdout.
 fn strace_child(test: &str, action: &str) -> Option<(String, String)> {
-    if !common::prerequisite(test, common::runs("strace", "-V"), "strace is not installed (apt-get install strace)") {
+    if !common::prerequisite(
+        test,
+        common::runs("strace", "-V"),
+        "strace is not installed (apt-get install strace)",
+    ) {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();

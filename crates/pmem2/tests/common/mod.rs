@@ -278,7 +278,9 @@ pub fn append_only_for(test: &str, path: &Path) -> Option<AppendOnly> {
             prerequisite(
                 test,
                 false,
-                &format!("cannot make a file append-only ({why}); needs CAP_LINUX_IMMUTABLE and a filesystem with chattr +a"),
+                &format!(
+                    "cannot make a file append-only ({why}); needs CAP_LINUX_IMMUTABLE and a filesystem with chattr +a"
+                ),
             );
             None
         }

@@ -8,10 +8,11 @@
 // test with its output instead of killing ava. Rounds can be raised for `npm run stress`:
 // PMEM2_STRESS_ASYNC_ROUNDS (default 2000) and PMEM2_STRESS_MIXED_ROUNDS (default 200).
 import test from 'ava'
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 
 import { tempDir } from './helpers.js'
 
@@ -27,14 +28,14 @@ interface Tally {
   examples: string[]
 }
 
-function run(args: string[], env: Record<string, string> = {}): any {
-  const out = execFileSync(process.execPath, [fixture, ...args], {
+/** Runs the fixture in a child process (both tests at once); rejects if it fails or crashes. */
+async function run(args: string[], env: Record<string, string> = {}): Promise<any> {
+  const { stdout } = await promisify(execFile)(process.execPath, [fixture, ...args], {
     encoding: 'utf8',
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
     maxBuffer: 16 << 20,
   })
-  return JSON.parse(out)
+  return JSON.parse(stdout)
 }
 
 /** Makes a directory on the test filesystem and says which filesystem that is. */
@@ -66,11 +67,14 @@ function assertClean(t: any, what: string, r: Tally) {
   t.is(r.failures, 0, `calls that failed (${detail})`)
 }
 
-test(`mapFileAsync: 8 files mapped at once with Promise.all, ${ASYNC_ROUNDS} rounds, each file holds exactly its own record`, (t) => {
+test(`mapFileAsync: 8 files mapped at once with Promise.all, ${ASYNC_ROUNDS} rounds, each file holds exactly its own record`, async (t) => {
   const { dir, fsType } = stressDir('async')
   requireRacyFilesystem(t, fsType)
   const started = performance.now()
-  const r = run(['async', dir, String(ASYNC_ROUNDS)], { UV_THREADPOOL_SIZE: '8' }) as Tally & { rounds: number; files: number }
+  const r = (await run(['async', dir, String(ASYNC_ROUNDS)], { UV_THREADPOOL_SIZE: '8' })) as Tally & {
+    rounds: number
+    files: number
+  }
   t.log(
     `${r.rounds} rounds × ${r.files} files on ${fsType}: ${r.checks} files checked with fs, ${r.foreign} foreign, ` +
       `${r.missing} missing, ${r.failures} failed calls, ${((performance.now() - started) / 1000).toFixed(1)} s`,
@@ -79,12 +83,12 @@ test(`mapFileAsync: 8 files mapped at once with Promise.all, ${ASYNC_ROUNDS} rou
   assertClean(t, 'mapFileAsync rounds', r)
 })
 
-test(`worker threads, child processes and the main thread write their own files and disjoint slices of one file at once, ${MIXED_ROUNDS} rounds`, (t) => {
+test(`worker threads, child processes and the main thread write their own files and disjoint slices of one file at once, ${MIXED_ROUNDS} rounds`, async (t) => {
   const { dir, fsType } = stressDir('mixed')
   requireRacyFilesystem(t, fsType)
   const [workers, children] = [3, 2]
   const started = performance.now()
-  const r = run(['mixed', dir, String(MIXED_ROUNDS), String(workers), String(children)]) as Tally & {
+  const r = (await run(['mixed', dir, String(MIXED_ROUNDS), String(workers), String(children)])) as Tally & {
     actors: number
     final: Tally
   }

@@ -234,7 +234,7 @@ const kills = MODES.map((mode) => ({
   committedUnacknowledged: 0,
   files: 0,
 }))
-const KILLS_PER_FILE = 25
+const KILLS_PER_FILE = 10
 
 async function killLoop() {
   const state = MODES.map(() => ({ file: null, count: 0, fileKills: 0 }))

@@ -6,7 +6,7 @@
 //
 // The scenarios run in child processes (__test__/fixtures/stress.cjs), so that a fault fails the
 // test with its output instead of killing ava. Rounds can be raised for `npm run stress`:
-// PMEM2_STRESS_ASYNC_ROUNDS (default 2000) and PMEM2_STRESS_MIXED_ROUNDS (default 200).
+// PMEM2_STRESS_ASYNC_ROUNDS (default 2000) and PMEM2_STRESS_MIXED_ROUNDS (default 400).
 import test from 'ava'
 import { execFile, execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -18,7 +18,7 @@ import { tempDir } from './helpers.js'
 
 const fixture = fileURLToPath(new URL('./fixtures/stress.cjs', import.meta.url))
 const ASYNC_ROUNDS = Number(process.env.PMEM2_STRESS_ASYNC_ROUNDS ?? 2000)
-const MIXED_ROUNDS = Number(process.env.PMEM2_STRESS_MIXED_ROUNDS ?? 200)
+const MIXED_ROUNDS = Number(process.env.PMEM2_STRESS_MIXED_ROUNDS ?? 400)
 
 interface Tally {
   checks: number

@@ -4,8 +4,11 @@
 // only after both returned, so every acknowledged record survives kill -9 (and, on DAX or with
 // msync, a power failure).
 //
-//   node log.mjs append <file> [count]   append records, printing "ack <id>" once each is durable
-//   node log.mjs recover <file>          validate the log and print what it holds (JSON)
+//   node log.mjs append <file> [count] [--nt]   append records, printing "ack <id>" once each is durable
+//   node log.mjs recover <file>                 validate the log and print what it holds (JSON)
+//
+// --nt stores with non-temporal copies and one drain per store (memcpy with
+// MEM_NONTEMPORAL | MEM_NODRAIN, then drain()) instead of write().
 //
 // Layout (little-endian):
 //   header, one page:  magic "PMEM2LOG" (8 bytes) | version u32 | reserved u32 | tail u64
@@ -13,7 +16,7 @@
 import { writeSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { crc32 } from 'node:zlib'
-import { mapFile } from 'pmem2'
+import { mapFile, MEM_NODRAIN, MEM_NONTEMPORAL } from 'pmem2'
 
 const MAGIC = Buffer.from('PMEM2LOG')
 const VERSION = 1
@@ -24,8 +27,11 @@ const DEFAULT_SIZE = 16 << 20
 
 const align8 = (n) => (n + 7) & ~7
 
-/** Opens (creating when needed) the log at `path` and returns it with its records recovered. */
-export function openLog(path, { size = DEFAULT_SIZE } = {}) {
+/**
+ * Opens (creating when needed) the log at `path` and returns it with its records recovered.
+ * With `nonTemporal`, appends store through non-temporal copies and a drain instead of write().
+ */
+export function openLog(path, { size = DEFAULT_SIZE, nonTemporal = false } = {}) {
   const mapping = mapFile(path, { size, create: true })
   const header = mapping.read(0, 24)
   if (header.subarray(0, 8).equals(Buffer.alloc(8))) {
@@ -39,7 +45,7 @@ export function openLog(path, { size = DEFAULT_SIZE } = {}) {
     mapping.unmap()
     throw new Error(`${path} is not a version ${VERSION} pmem2 log`)
   }
-  const log = { mapping, path, tail: FIRST, records: [] }
+  const log = { mapping, path, nonTemporal, tail: FIRST, records: [] }
   scan(log)
   return log
 }
@@ -64,6 +70,17 @@ function scan(log) {
   log.records = records
 }
 
+/** Copies `bytes` to `offset` and makes them durable before returning. */
+function store(log, offset, bytes) {
+  if (log.nonTemporal) {
+    // The copy bypasses the cache (on PAGE mappings it is msynced as well); drain() waits for it.
+    log.mapping.memcpy(offset, bytes, MEM_NONTEMPORAL | MEM_NODRAIN)
+    log.mapping.drain()
+  } else {
+    log.mapping.write(offset, bytes) // copy + persist
+  }
+}
+
 /** Appends `payload` durably; when this returns, the record survives a crash. */
 export function append(log, payload) {
   const { mapping } = log
@@ -73,10 +90,10 @@ export function append(log, payload) {
   record.writeUInt32LE(payload.length, 0)
   record.writeUInt32LE(crc32(payload), 4)
   payload.copy(record, RECORD_HEADER)
-  mapping.write(log.tail, record) // copy + persist the record past the committed tail
+  store(log, log.tail, record) // the record past the committed tail, durable
   const tail = Buffer.alloc(8)
   tail.writeBigUInt64LE(BigInt(log.tail + length))
-  mapping.write(TAIL, tail) // then commit it: one aligned 8-byte store, persisted
+  store(log, TAIL, tail) // then commit it: one aligned 8-byte store, durable
   log.tail += length
   log.records.push(payload)
 }
@@ -85,9 +102,11 @@ export function closeLog(log) {
   log.mapping.unmap()
 }
 
-async function main([command, path, countArg]) {
+async function main(args) {
+  const nonTemporal = args.includes('--nt')
+  const [command, path, countArg] = args.filter((a) => a !== '--nt')
   if (command === 'append' && path) {
-    const log = openLog(path)
+    const log = openLog(path, { nonTemporal })
     const first = log.records.length
     const count = countArg === undefined ? Infinity : Number(countArg)
     for (let id = first; id < first + count; id++) {
@@ -102,7 +121,7 @@ async function main([command, path, countArg]) {
     process.stdout.write(`${JSON.stringify({ tail: log.tail, count: records.length, records })}\n`)
     closeLog(log)
   } else {
-    process.stderr.write('usage: log.mjs append <file> [count] | log.mjs recover <file>\n')
+    process.stderr.write('usage: log.mjs append <file> [count] [--nt] | log.mjs recover <file>\n')
     process.exitCode = 2
   }
 }

@@ -8,19 +8,22 @@
 //! exception. Direct access through raw pointers (or JavaScript views) is not guarded.
 //!
 //! # How
-//! - A guarded call registers the pages it touches (destination and, for copies, source) in
-//!   its thread's [`Slot`] and marks the slot armed, then runs the operation through a small
-//!   assembly trampoline (`sys::fault_arch::guarded_call`). The trampoline saves the
-//!   registers a callee must preserve, the stack pointer and its return address in the slot,
-//!   calls the operation through [`run`], and returns 0.
+//! - A guarded call writes the spans it touches (destination and, for copies, source) into
+//!   a [`Frame`] on its own stack and arms its thread's [`Slot`] by pointing it at that
+//!   frame. It then calls the operation (through [`run`]) from an assembly block
+//!   (`sys::fault_arch::guarded_call`) that stores the registers the compiler reserves (the
+//!   stack pointer, the frame pointer and one more), and the address right after the call,
+//!   in the frame. Every other register a callee must preserve is declared clobbered, so
+//!   the compiler holds nothing in them across the block. The block yields 0.
 //! - The SIGBUS handler, installed once when the first thread claims a slot, looks for the
 //!   faulting thread's armed slot. If the fault is a kernel-reported access fault
-//!   (`BUS_ADRERR`, `BUS_OBJERR`, `BUS_MCEERR_AR`) at an address inside the registered pages,
-//!   it records address and code, disarms, and rewrites the interrupted context so that the
-//!   return from the handler lands in the architecture's recovery stub. The stub restores the
-//!   saved registers and stack pointer and returns 1 from the trampoline: a longjmp without
-//!   libc, and without `setjmp`'s returns-twice problem, because from the compiler's point of
-//!   view the trampoline is an ordinary function that returns once, with 0 or 1.
+//!   (`BUS_ADRERR`, `BUS_OBJERR`, `BUS_MCEERR_AR`) in a page overlapping one of the spans,
+//!   it records address and code in the frame, disarms, and rewrites the interrupted
+//!   context so that the return from the handler lands in the architecture's recovery
+//!   stub. The stub restores the saved registers and re-enters the block after the call,
+//!   which then yields 1: a longjmp without libc, and without `setjmp`'s returns-twice
+//!   problem, because to the compiler the block is opaque code that is entered once and
+//!   left once, at its end, with its declared outputs and clobbers.
 //! - Returning through sigreturn (rather than jumping out of the handler) lets the kernel
 //!   restore the signal mask, the alternate-stack state and the FPU state exactly as they
 //!   were when the copy faulted.
@@ -34,7 +37,7 @@
 //!   such a previous action and keeps working.
 //!
 //! # Why abandoning the operation's frames is sound
-//! Recovery discards every frame between the trampoline and the faulting instruction
+//! Recovery discards every frame between the assembly block and the faulting instruction
 //! without running any code in them. That is only sound for frames with nothing to release
 //! (no destructors, locks or allocations), and it is guaranteed by construction:
 //! - the operation is a closure that is `Copy`, so it owns nothing that needs dropping, and
@@ -44,9 +47,9 @@
 //!   loop and a one-byte probe (see the callers in `map.rs` and `mem/mod.rs`); they take no
 //!   lock and allocate nothing;
 //! - [`run`] catches a panic of the operation and [`guarded`] resumes it after the
-//!   trampoline has returned, so no unwinding ever crosses the assembly frame (which has no
-//!   unwind information). `run` is `extern "C"`, which would abort rather than unwind if
-//!   anything escaped the catch.
+//!   block, so no unwinding ever crosses the assembly (which has no unwind information).
+//!   `run` is `extern "C"`, which would abort rather than unwind if anything escaped the
+//!   catch.
 //!
 //! # Why the handler uses no thread-local storage
 //! Thread-locals of a shared library loaded with `dlopen` (the Node.js addon) are allocated
@@ -68,9 +71,9 @@
 //!
 //! # Safety
 //! The unsafe code here is the handler (raw `siginfo_t`/`ucontext_t` from the kernel,
-//! `sigaction` calls), the slots' interior mutability (each slot's save area and fault
-//! record are written only by its owning thread, in normal context or in that thread's own
-//! signal handler) and the call into the trampoline, whose contract the rules above meet.
+//! `sigaction` calls), the frames (written only by their own thread: by [`guarded`], by the
+//! assembly block, and by that thread's signal handler, while [`guarded`] is still running)
+//! and the assembly call, whose contract the rules above meet.
 #![allow(unsafe_code)]
 
 /// A SIGBUS that stopped a guarded operation.
@@ -137,36 +140,52 @@ pub(crate) fn guarded<R: Copy, F: FnOnce() -> R + Copy>(_spans: [Span; 2], op: F
 mod guard {
     use super::{Fault, Span};
     use crate::sys::fault_arch::{self as arch, SaveArea};
-    use std::cell::{Cell, UnsafeCell};
+    use std::cell::Cell;
     use std::ffi::{c_int, c_void};
+    use std::mem::MaybeUninit;
     use std::panic::{self, AssertUnwindSafe};
     use std::ptr;
-    use std::sync::atomic::{compiler_fence, AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
+    use std::sync::atomic::{compiler_fence, AtomicPtr, AtomicUsize, Ordering};
     use std::sync::OnceLock;
 
-    /// One thread's guard state. Slots are leaked and never freed, so the signal handler can
+    /// One thread's registration. Slots are leaked and never freed, so the signal handler can
     /// walk them at any time; a slot is reused by another thread after its owner exits.
-    #[repr(C, align(128))]
+    #[repr(C, align(64))]
     struct Slot {
         /// `pthread_self()` of the owning thread, 0 while free.
         owner: AtomicUsize,
-        /// Whether the owner is inside a guarded call whose fault may be recovered.
-        armed: AtomicBool,
-        /// The pages of the call's two spans: `[lo0, hi0, lo1, hi1)`.
-        pages: [AtomicUsize; 4],
-        /// The recovered fault, written by the handler before it redirects the thread.
-        fault_addr: AtomicUsize,
-        fault_code: AtomicI32,
+        /// The [`Frame`] of the owner's current guarded call: non-null while armed.
+        frame: AtomicPtr<Frame>,
         /// The next slot of the list; set once before the slot is published.
         next: AtomicPtr<Slot>,
-        /// Filled by the trampoline, read by the recovery stub, both on the owning thread.
-        save: UnsafeCell<SaveArea>,
     }
 
-    // SAFETY: every field but `save` is atomic; `save` is only accessed by the owning thread
-    // (the trampoline writes it, the recovery stub reads it, and the handler only passes its
-    // address on while running on that thread).
-    unsafe impl Sync for Slot {}
+    /// What the handler needs of one guarded call. It lives in [`guarded`]'s stack frame,
+    /// which a recovery does not discard, and is only touched by its thread: by [`guarded`],
+    /// by the assembly block (`save`), and by that thread's signal handler (`fault_*`).
+    #[repr(C)]
+    struct Frame {
+        /// The call's two spans; the handler widens them to whole pages (a poisoned page is
+        /// reported by its first address).
+        spans: [Span; 2],
+        /// Written by the handler before it redirects the thread to the recovery stub.
+        fault_addr: MaybeUninit<usize>,
+        fault_code: MaybeUninit<i32>,
+        /// Filled by the assembly block, read by the recovery stub.
+        save: MaybeUninit<SaveArea>,
+    }
+
+    impl Frame {
+        /// Whether `addr` lies in a page overlapping one of the spans.
+        fn covers(&self, addr: usize) -> bool {
+            let mask = PAGE_MASK.load(Ordering::Relaxed);
+            let page = addr & mask;
+            self.spans.iter().any(|span| {
+                let last_byte = span.start.saturating_add(span.len.saturating_sub(1));
+                span.len != 0 && span.start & mask <= page && page <= last_byte & mask
+            })
+        }
+    }
 
     /// The head of the append-only slot list.
     static SLOTS: AtomicPtr<Slot> = AtomicPtr::new(ptr::null_mut());
@@ -238,12 +257,8 @@ mod guard {
         }
         let slot: &'static Slot = Box::leak(Box::new(Slot {
             owner: AtomicUsize::new(me),
-            armed: AtomicBool::new(false),
-            pages: Default::default(),
-            fault_addr: AtomicUsize::new(0),
-            fault_code: AtomicI32::new(0),
+            frame: AtomicPtr::new(ptr::null_mut()),
             next: AtomicPtr::new(ptr::null_mut()),
-            save: UnsafeCell::new(SaveArea::default()),
         }));
         let new = slot as *const Slot as *mut Slot;
         let mut head = SLOTS.load(Ordering::Relaxed);
@@ -283,22 +298,42 @@ mod guard {
         }
     }
 
-    /// What the trampoline passes to [`run`]: the operation and room for its outcome.
+    /// What the assembly block passes to [`run`]: the operation and room for its outcome.
+    ///
+    /// The operation stays where [`guarded`] holds it and is read through a pointer, field by
+    /// field: copying it into this struct would load it with wider accesses than the stores
+    /// that wrote it, which cannot be forwarded from the store buffer. After a non-temporal
+    /// copy and its fence, such a load waits for the fence to drain, a stall the size of a
+    /// small copy.
     struct Call<F, R> {
-        op: F,
-        out: Option<std::thread::Result<R>>,
+        op: *const F,
+        /// 0 while running, 1 when `out` holds the result, 2 when `panic` holds a payload.
+        state: u8,
+        out: MaybeUninit<R>,
+        panic: MaybeUninit<Box<dyn std::any::Any + Send>>,
     }
 
-    /// Runs the operation of a [`Call`] inside the trampoline. A panic is caught here and
-    /// resumed by [`guarded`] after the trampoline has returned.
+    /// Runs the operation of a [`Call`] inside the assembly block. A panic is caught here and
+    /// resumed by [`guarded`] after the block.
     ///
     /// # Safety
-    /// `call` must point to a live `Call<F, R>` that nothing else accesses during the call.
+    /// `call` must point to a live `Call<F, R>` that nothing else accesses during the call,
+    /// whose `op` points to a live `F`.
     unsafe extern "C" fn run<R: Copy, F: FnOnce() -> R + Copy>(call: *mut c_void) {
         // SAFETY: per the contract, `guarded` passes its own exclusive `Call<F, R>`.
         let call = unsafe { &mut *call.cast::<Call<F, R>>() };
         let op = call.op;
-        call.out = Some(panic::catch_unwind(AssertUnwindSafe(op)));
+        // SAFETY: `op` points to the operation, alive in `guarded`'s frame; `F: Copy`.
+        match panic::catch_unwind(AssertUnwindSafe(|| unsafe { ptr::read(op) }())) {
+            Ok(value) => {
+                call.out.write(value);
+                call.state = 1;
+            }
+            Err(payload) => {
+                call.panic.write(payload);
+                call.state = 2;
+            }
+        }
     }
 
     /// Runs `op`; a SIGBUS that `op` causes on a page overlapping one of `spans` ends it
@@ -309,71 +344,77 @@ mod guard {
         let Some(slot) = current_slot() else {
             return Ok(op());
         };
-        if slot.armed.load(Ordering::Relaxed) {
+        if !slot.frame.load(Ordering::Relaxed).is_null() {
             // Only a signal handler that interrupted a guarded call gets here.
             return Ok(slot.unarmed(op));
         }
-        let mask = PAGE_MASK.load(Ordering::Relaxed);
-        for (i, span) in spans.iter().enumerate() {
-            let end = span.start.wrapping_add(span.len);
-            let (lo, hi) = if span.len == 0 {
-                (0, 0)
-            } else {
-                (span.start & mask, end.wrapping_add(!mask) & mask)
-            };
-            slot.pages[2 * i].store(lo, Ordering::Relaxed);
-            slot.pages[2 * i + 1].store(hi, Ordering::Relaxed);
-        }
-        slot.armed.store(true, Ordering::Relaxed);
-        // The handler runs on this thread: a compiler fence orders these stores before the
-        // operation as the handler observes them.
+        let mut frame = Frame {
+            spans,
+            fault_addr: MaybeUninit::uninit(),
+            fault_code: MaybeUninit::uninit(),
+            save: MaybeUninit::uninit(),
+        };
+        let frame_ptr: *mut Frame = &mut frame;
+        let mut call = Call {
+            op: &op,
+            state: 0,
+            out: MaybeUninit::uninit(),
+            panic: MaybeUninit::uninit(),
+        };
+        slot.frame.store(frame_ptr, Ordering::Relaxed);
+        // The handler runs on this thread: a compiler fence is what orders the frame's
+        // contents and the arming before the operation as the handler observes them.
         compiler_fence(Ordering::SeqCst);
-        let mut call = Call { op, out: None };
-        // SAFETY: `call` is ours and outlives the trampoline call; `run::<R, F>` matches it
-        // and does not unwind; the save area belongs to this thread's slot and is not
-        // otherwise touched until the call returns; the frames a recovery abandons are
-        // `run`'s and `op`'s, which own nothing (`F` and `R` are `Copy`, and `op` is a raw
-        // copy or flush routine).
-        let faulted =
-            unsafe { arch::guarded_call((&mut call as *mut Call<F, R>).cast(), run::<R, F>, slot.save.get()) };
+        // SAFETY: `call` is ours and outlives the block; `run::<R, F>` matches it
+        // and does not unwind; the save area is this call's and nothing else touches it until
+        // the call returns; the frames a recovery abandons are `run`'s and `op`'s, which own
+        // nothing (`F` and `R` are `Copy`, and `op` is a raw copy or flush routine).
+        let faulted = unsafe {
+            arch::guarded_call(
+                (&mut call as *mut Call<F, R>).cast(),
+                run::<R, F>,
+                (*frame_ptr).save.as_mut_ptr(),
+            )
+        };
         compiler_fence(Ordering::SeqCst);
-        slot.armed.store(false, Ordering::Relaxed);
+        slot.frame.store(ptr::null_mut(), Ordering::Relaxed);
         if faulted != 0 {
-            return Err(Fault {
-                addr: slot.fault_addr.load(Ordering::Relaxed),
-                code: slot.fault_code.load(Ordering::Relaxed),
+            // SAFETY: the handler wrote both fields before redirecting the thread, which is
+            // the only way the block yields 1.
+            return Err(unsafe {
+                Fault {
+                    addr: ptr::read_volatile(&(*frame_ptr).fault_addr).assume_init(),
+                    code: ptr::read_volatile(&(*frame_ptr).fault_code).assume_init(),
+                }
             });
         }
-        match call.out {
-            Some(Ok(value)) => Ok(value),
-            Some(Err(panic)) => panic::resume_unwind(panic),
-            None => unreachable!("the trampoline returned 0 without running the operation"),
+        match call.state {
+            // SAFETY: `run` wrote `out` before setting state 1.
+            1 => Ok(unsafe { call.out.assume_init() }),
+            // SAFETY: `run` wrote `panic` before setting state 2; it is read once.
+            2 => panic::resume_unwind(unsafe { call.panic.assume_init_read() }),
+            _ => unreachable!("the assembly block yielded 0 without running the operation"),
         }
     }
 
     impl Slot {
         /// Runs `op` with this slot disarmed, then re-arms it.
         fn unarmed<R, F: FnOnce() -> R>(&self, op: F) -> R {
-            self.armed.store(false, Ordering::Relaxed);
+            let outer = self.frame.swap(ptr::null_mut(), Ordering::Relaxed);
             compiler_fence(Ordering::SeqCst);
             let value = op();
             compiler_fence(Ordering::SeqCst);
-            self.armed.store(true, Ordering::Relaxed);
+            self.frame.store(outer, Ordering::Relaxed);
             value
-        }
-
-        fn covers(&self, addr: usize) -> bool {
-            let page = |i: usize| self.pages[i].load(Ordering::Relaxed);
-            (page(0) <= addr && addr < page(1)) || (page(2) <= addr && addr < page(3))
         }
     }
 
-    /// The armed slot of thread `me`, walking the list with atomic loads only.
+    /// The slot of thread `me` if it is armed, walking the list with atomic loads only.
     fn armed_slot(me: usize) -> Option<&'static Slot> {
         let mut cursor = SLOTS.load(Ordering::Acquire);
         // SAFETY: list entries are leaked slots, never freed.
         while let Some(slot) = unsafe { cursor.as_ref() } {
-            if slot.owner.load(Ordering::Acquire) == me && slot.armed.load(Ordering::Relaxed) {
+            if slot.owner.load(Ordering::Acquire) == me && !slot.frame.load(Ordering::Relaxed).is_null() {
                 return Some(slot);
             }
             cursor = slot.next.load(Ordering::Acquire);
@@ -416,15 +457,19 @@ mod guard {
         }
         // SAFETY: for these codes the kernel filled si_addr.
         let addr = unsafe { (*info).si_addr() } as usize;
-        if !slot.covers(addr) {
+        let frame = slot.frame.load(Ordering::Relaxed);
+        // SAFETY: an armed slot's frame is the live `Frame` of the guarded call this thread
+        // is inside (this handler interrupted it), in `guarded`'s stack frame.
+        let frame = unsafe { &mut *frame };
+        if !frame.covers(addr) {
             return false;
         }
-        slot.armed.store(false, Ordering::Relaxed);
-        slot.fault_addr.store(addr, Ordering::Relaxed);
-        slot.fault_code.store(code, Ordering::Relaxed);
-        // SAFETY: `uctx` is this handler's context for a fault on this thread, whose armed
-        // guarded call filled `save` in its trampoline and is still running.
-        unsafe { arch::resume_at_recovery(uctx, slot.save.get()) };
+        slot.frame.store(ptr::null_mut(), Ordering::Relaxed);
+        frame.fault_addr.write(addr);
+        frame.fault_code.write(code);
+        // SAFETY: `uctx` is this handler's context for a fault on this thread, whose guarded
+        // call filled `save` in its assembly block and is still running.
+        unsafe { arch::resume_at_recovery(uctx, frame.save.as_mut_ptr()) };
         true
     }
 
@@ -457,7 +502,7 @@ mod guard {
         // The previous handler may leave by a jump of its own and never come back to an
         // interrupted guarded call: that call must not stay armed with a dead save area.
         if let Some(slot) = armed_slot(thread_id()) {
-            slot.armed.store(false, Ordering::Relaxed);
+            slot.frame.store(ptr::null_mut(), Ordering::Relaxed);
         }
         if action.sa_flags & libc::SA_RESETHAND != 0 {
             reset_default(sig);

@@ -1,24 +1,25 @@
-//! The aarch64 half of fault recovery (see `crate::fault`): the trampoline that runs a
-//! guarded operation, the stub a recovered fault resumes at, and the rewrite of the
-//! interrupted context that sends the thread there.
+//! The aarch64 half of fault recovery (see `crate::fault`): the call that runs a guarded
+//! operation, the stub a recovered fault resumes at, and the rewrite of the interrupted
+//! context that sends the thread there.
 //!
 //! # Safety
-//! [`guarded_call`] and [`recover`] are naked functions written for the AAPCS64. The
-//! trampoline stores exactly the state a function must preserve for its caller (X19–X28,
-//! the frame pointer X29, the link register X30, SP and the low halves D8–D15 of V8–V15)
-//! before it calls the operation; the stub restores that state and returns 1 through the
-//! saved link register, as if the trampoline had returned. Nothing else is abandoned: the
-//! frames below the trampoline belong to the operation, which `crate::fault` restricts to
-//! plain copy and flush routines.
+//! [`guarded_call`] is an inline assembly block that calls the operation as an ordinary
+//! AAPCS64 call. It declares as clobbered every register the call may leave changed, so the
+//! compiler keeps nothing in them across the block, except X19, X29 and SP, which the
+//! compiler reserves: the block saves those, and [`recover`] restores them and re-enters
+//! the block right after the call with W0 = 1, as if the call had returned. Nothing else is
+//! abandoned: the frames below the block belong to the operation, which `crate::fault`
+//! restricts to plain copy and flush routines.
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;
 
-/// What [`guarded_call`] saves and [`recover`] restores: X19–X30, SP, D8–D15.
+/// What [`guarded_call`] saves and [`recover`] restores: X19, the frame pointer X29, SP and
+/// the resume address.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct SaveArea {
-    regs: [u64; 21],
+    regs: [u64; 4],
 }
 
 /// Runs `func(ctx)` and returns 0; or returns 1 when a fault handler redirected the thread
@@ -29,55 +30,70 @@ pub(crate) struct SaveArea {
 /// recovery until the call returns. `func` must not unwind. If a fault can be recovered
 /// while `func` runs, every frame below this one must be safe to discard without running
 /// any code (no destructors, locks or allocations to release).
-#[unsafe(naked)]
-pub(crate) unsafe extern "C" fn guarded_call(
+#[inline(always)]
+pub(crate) unsafe fn guarded_call(
     ctx: *mut c_void,
     func: unsafe extern "C" fn(*mut c_void),
     save: *mut SaveArea,
 ) -> u32 {
-    // x0 = ctx, x1 = func, x2 = save.
-    core::arch::naked_asm!(
-        "stp x19, x20, [x2, #0]",
-        "stp x21, x22, [x2, #16]",
-        "stp x23, x24, [x2, #32]",
-        "stp x25, x26, [x2, #48]",
-        "stp x27, x28, [x2, #64]",
-        "stp x29, x30, [x2, #80]",
-        "mov x9, sp",
-        "str x9, [x2, #96]",
-        "stp d8, d9, [x2, #104]",
-        "stp d10, d11, [x2, #120]",
-        "stp d12, d13, [x2, #136]",
-        "stp d14, d15, [x2, #152]",
-        "stp x29, x30, [sp, #-16]!",
-        "mov x29, sp",
-        "blr x1",
-        "ldp x29, x30, [sp], #16",
-        "mov w0, #0",
-        "ret",
-    )
+    let faulted: usize;
+    // SAFETY: per the contract. The block calls `func` as an ordinary C call and declares
+    // every register the callee may change as clobbered (X20-X28 and V8-V15 explicitly,
+    // the rest through the C ABI), except X19, X29 and SP, which LLVM reserves: those are
+    // saved here and restored by the stub, which resumes at label 2 with W0 = 1. The
+    // `bti j` there (a no-op without BTI) is the landing pad for the stub's branch.
+    unsafe {
+        core::arch::asm!(
+            "str x19, [{save}]",
+            "str x29, [{save}, #8]",
+            "mov x9, sp",
+            "str x9, [{save}, #16]",
+            "adr x9, 2f",
+            "str x9, [{save}, #24]",
+            "blr {func}",
+            "mov w0, #0",
+            "2:",
+            "hint #36",
+            save = in(reg) save,
+            func = in(reg) func,
+            inlateout("x0") ctx as usize => faulted,
+            out("x9") _,
+            out("x20") _,
+            out("x21") _,
+            out("x22") _,
+            out("x23") _,
+            out("x24") _,
+            out("x25") _,
+            out("x26") _,
+            out("x27") _,
+            out("x28") _,
+            out("v8") _,
+            out("v9") _,
+            out("v10") _,
+            out("v11") _,
+            out("v12") _,
+            out("v13") _,
+            out("v14") _,
+            out("v15") _,
+            clobber_abi("C"),
+        );
+    }
+    faulted as u32
 }
 
-/// Where a recovered thread resumes: restores the saved registers from the save area in X0
-/// and returns 1 to the trampoline's caller. Reached only through a rewritten signal
+/// Where a recovered thread resumes: restores X19, X29 and SP from the save area in X0 and
+/// branches back into [`guarded_call`] with W0 = 1. Reached only through a rewritten signal
 /// context, never called.
 #[unsafe(naked)]
 unsafe extern "C" fn recover(save: *const SaveArea) -> ! {
     core::arch::naked_asm!(
-        "ldp x19, x20, [x0, #0]",
-        "ldp x21, x22, [x0, #16]",
-        "ldp x23, x24, [x0, #32]",
-        "ldp x25, x26, [x0, #48]",
-        "ldp x27, x28, [x0, #64]",
-        "ldp x29, x30, [x0, #80]",
-        "ldr x9, [x0, #96]",
+        "ldr x19, [x0]",
+        "ldr x29, [x0, #8]",
+        "ldr x9, [x0, #16]",
         "mov sp, x9",
-        "ldp d8, d9, [x0, #104]",
-        "ldp d10, d11, [x0, #120]",
-        "ldp d12, d13, [x0, #136]",
-        "ldp d14, d15, [x0, #152]",
+        "ldr x9, [x0, #24]",
         "mov w0, #1",
-        "ret",
+        "br x9",
     )
 }
 

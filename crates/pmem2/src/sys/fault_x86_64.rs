@@ -1,25 +1,28 @@
-//! The x86_64 half of fault recovery (see `crate::fault`): the trampoline that runs a
-//! guarded operation, the stub a recovered fault resumes at, and the rewrite of the
-//! interrupted context that sends the thread there.
+//! The x86_64 half of fault recovery (see `crate::fault`): the call that runs a guarded
+//! operation, the stubs a recovered fault resumes at, and the rewrite of the interrupted
+//! context that sends the thread there.
 //!
 //! # Safety
-//! [`guarded_call`] and the recovery stubs are naked functions written for the System V
-//! AMD64 ABI. The trampoline stores exactly the state a function must preserve for its
-//! caller (RBX, RBP, R12–R15, the stack pointer and the return address) before it calls the
-//! operation; a stub restores that state and returns 1 to the trampoline's caller, as if the
-//! trampoline had returned. Nothing else is abandoned: the frames below the trampoline belong
-//! to the operation, which `crate::fault` restricts to plain copy and flush routines.
+//! [`guarded_call`] is an inline assembly block that calls the operation as an ordinary
+//! System V AMD64 call. It declares as clobbered every register the call may leave changed
+//! (R12–R15 explicitly, the rest through the C ABI), so the compiler keeps nothing in them
+//! across the block, except RBX, RBP and RSP, which the compiler reserves: the block saves
+//! those, and a recovery stub restores them and re-enters the block right after the call
+//! with EAX = 1, as if the call had returned. Nothing else is abandoned: the frames below
+//! the block belong to the operation, which `crate::fault` restricts to plain copy and
+//! flush routines. Declaring clobbers instead of saving every callee-saved register keeps
+//! the stores on the data path to the few the compiler needs anyway.
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// What [`guarded_call`] saves and a recovery stub restores: RBX, RBP, R12, R13, R14, R15,
-/// the stack pointer the trampoline's caller has after the return, and the return address.
+/// What [`guarded_call`] saves and a recovery stub restores: RBX, RBP, the stack pointer
+/// and the resume address.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct SaveArea {
-    regs: [u64; 8],
+    regs: [u64; 4],
 }
 
 /// Runs `func(ctx)` and returns 0; or returns 1 when a fault handler redirected the thread
@@ -30,49 +33,54 @@ pub(crate) struct SaveArea {
 /// recovery until the call returns. `func` must not unwind. If a fault can be recovered
 /// while `func` runs, every frame below this one must be safe to discard without running
 /// any code (no destructors, locks or allocations to release).
-#[unsafe(naked)]
-pub(crate) unsafe extern "C" fn guarded_call(
+#[inline(always)]
+pub(crate) unsafe fn guarded_call(
     ctx: *mut c_void,
     func: unsafe extern "C" fn(*mut c_void),
     save: *mut SaveArea,
 ) -> u32 {
-    // rdi = ctx, rsi = func, rdx = save. On entry [rsp] is the return address and rsp is
-    // 8 below a 16-byte boundary, so one more 8-byte adjustment aligns the call.
-    core::arch::naked_asm!(
-        "mov [rdx], rbx",
-        "mov [rdx + 8], rbp",
-        "mov [rdx + 16], r12",
-        "mov [rdx + 24], r13",
-        "mov [rdx + 32], r14",
-        "mov [rdx + 40], r15",
-        "lea rax, [rsp + 8]",
-        "mov [rdx + 48], rax",
-        "mov rax, [rsp]",
-        "mov [rdx + 56], rax",
-        "sub rsp, 8",
-        "call rsi",
-        "add rsp, 8",
-        "xor eax, eax",
-        "ret",
-    )
+    let faulted: u32;
+    // SAFETY: per the contract. The block calls `func` as an ordinary C call (the stack is
+    // call-aligned on entry to an asm block without `nostack`) and declares every register
+    // the callee may change as clobbered, except RBX, RBP and RSP, which LLVM reserves: those
+    // are saved here and restored by the stub, which resumes at label 2 with EAX = 1.
+    unsafe {
+        core::arch::asm!(
+            "mov [{save}], rbx",
+            "mov [{save} + 8], rbp",
+            "mov [{save} + 16], rsp",
+            "lea rsi, [rip + 2f]",
+            "mov [{save} + 24], rsi",
+            "call {func}",
+            "xor eax, eax",
+            "2:",
+            save = in(reg) save,
+            func = in(reg) func,
+            out("rsi") _,
+            in("rdi") ctx,
+            lateout("eax") faulted,
+            out("r12") _,
+            out("r13") _,
+            out("r14") _,
+            out("r15") _,
+            clobber_abi("C"),
+        );
+    }
+    faulted
 }
 
-/// The instructions both stubs end with: restore the saved registers from the save area in
-/// RDI, clear the direction flag (the interrupted copy may have set it, and the ABI requires
-/// it clear at a return), and return 1 to the trampoline's caller with its stack pointer.
-macro_rules! restore_and_return_one {
+/// The instructions both stubs end with: restore RBX, RBP and RSP from the save area in RDI,
+/// clear the direction flag (the interrupted copy may have set it, and the ABI requires it
+/// clear), and resume after the call in [`guarded_call`] with EAX = 1.
+macro_rules! restore_and_resume {
     () => {
         concat!(
             "cld\n",
             "mov rbx, [rdi]\n",
             "mov rbp, [rdi + 8]\n",
-            "mov r12, [rdi + 16]\n",
-            "mov r13, [rdi + 24]\n",
-            "mov r14, [rdi + 32]\n",
-            "mov r15, [rdi + 40]\n",
-            "mov rsp, [rdi + 48]\n",
+            "mov rsp, [rdi + 16]\n",
             "mov eax, 1\n",
-            "jmp qword ptr [rdi + 56]\n",
+            "jmp qword ptr [rdi + 24]\n",
         )
     };
 }
@@ -81,14 +89,14 @@ macro_rules! restore_and_return_one {
 /// signal context, never called.
 #[unsafe(naked)]
 unsafe extern "C" fn recover(save: *const SaveArea) -> ! {
-    core::arch::naked_asm!(restore_and_return_one!())
+    core::arch::naked_asm!(restore_and_resume!())
 }
 
 /// As [`recover`], with a VZEROUPPER first: the interrupted AVX copy may have left the upper
 /// halves of the YMM/ZMM registers dirty, which would slow down later SSE code.
 #[unsafe(naked)]
 unsafe extern "C" fn recover_avx(save: *const SaveArea) -> ! {
-    core::arch::naked_asm!("vzeroupper", restore_and_return_one!())
+    core::arch::naked_asm!("vzeroupper", restore_and_resume!())
 }
 
 /// Whether the CPU has AVX (so the stub may execute VZEROUPPER); set by [`prepare`].

@@ -5,7 +5,7 @@ mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::*;
 
-/// The architecture half of fault recovery (`crate::fault`): trampoline, recovery stub and
+/// The architecture half of fault recovery (`crate::fault`): the guarded call, recovery stub and
 /// signal-context rewrite. Other architectures run guarded operations unguarded.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 #[path = "fault_x86_64.rs"]

@@ -467,8 +467,9 @@ mod guard {
         slot.frame.store(ptr::null_mut(), Ordering::Relaxed);
         frame.fault_addr.write(addr);
         frame.fault_code.write(code);
-        // SAFETY: `uctx` is this handler's context for a fault on this thread, whose guarded
-        // call filled `save` in its assembly block and is still running.
+        // SAFETY: `uctx` is this handler's context for a fault on this thread. A
+        // kernel-reported fault in the spans comes from the operation's own accesses, which
+        // run inside the assembly block after it filled `save`, and the call is still running.
         unsafe { arch::resume_at_recovery(uctx, frame.save.as_mut_ptr()) };
         true
     }

@@ -149,7 +149,10 @@ for (const granularity of ['PAGE', 'CACHE_LINE'] as const) {
 }
 
 test('a direct store through mapping.buffer into a lost page still dies of SIGBUS (documented)', (t) => {
-  const r = spawnSync(process.execPath, [fixture, 'store', `${dir}/store`], { encoding: 'utf8' })
+  // `ulimit -c 0`: the child is meant to die, without leaving a core file behind.
+  const r = spawnSync('/bin/sh', ['-c', 'ulimit -c 0 && exec "$@"', 'sh', process.execPath, fixture, 'store', `${dir}/store`], {
+    encoding: 'utf8',
+  })
   t.is(r.stdout.split('\n')[0], 'recovered PMEM2_E_IO_FAIL')
   t.is(r.signal, 'SIGBUS', `status ${r.status}, stderr: ${r.stderr}`)
   t.false(r.stdout.includes('survived'))

@@ -663,6 +663,12 @@ mod tests {
         const CHILD: &str = "PMEM2_FAULT_UNIT_CHILD";
         let name = "fault::tests::a_fault_outside_the_spans_kills_the_process";
         if std::env::var_os(CHILD).is_some() {
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: setrlimit reads the struct it is given; no core file for this death.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) }, 0);
             let lost = LostPage::new();
             let (kept, p) = (lost.kept().cast_const(), lost.lost().cast_const());
             let _ = guarded([Span::new(kept, 1), Span::NONE], move || read_byte(p));

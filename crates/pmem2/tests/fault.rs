@@ -425,6 +425,7 @@ fn extending_the_file_again_makes_the_pages_usable() {
 /// In a child: maps and truncates a file, lets pmem2 recover one fault (so its handler is
 /// installed), then reads a lost page through a raw pointer.
 fn raw_access_after_a_recovered_fault() {
+    no_core_dump();
     let fx = Fixture::new();
     fx.truncate_here();
     let beyond = (KEEP + 1) * page();
@@ -434,6 +435,16 @@ fn raw_access_after_a_recovered_fault() {
     // SIGBUS, which must kill the process.
     let value = unsafe { fx.map.address().add(beyond).read_volatile() };
     println!("survived a raw read of a lost page: {value}");
+}
+
+/// Keeps a child that is meant to die of SIGBUS from writing a core file.
+fn no_core_dump() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit reads the struct it is given.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) }, 0);
 }
 
 /// Direct access is not guarded: a raw read of a lost page still kills the process with

@@ -28,6 +28,7 @@
 
 mod config;
 mod error;
+mod fault;
 mod granularity;
 mod map;
 mod map_file;

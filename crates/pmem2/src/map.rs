@@ -8,6 +8,7 @@
 
 use crate::config::{Config, Granularity, Protection, Sharing};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fault::{self, Fault, Span};
 use crate::granularity;
 use crate::persist;
 use crate::source::{FileType, Source, SourceKind};
@@ -43,6 +44,38 @@ pub(crate) enum Form {
 /// assert_eq!(&back, b"hello");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// # When the file changes under the mapping
+///
+/// If another process truncates the file, every access to a page the file no longer covers
+/// raises SIGBUS, and so does reading a poisoned line of persistent memory (an
+/// uncorrectable media error). By default SIGBUS kills the process. pmem2 turns a SIGBUS
+/// inside its own routines into an [`ErrorKind::IoFail`] error (`PMEM2_E_IO_FAIL`) whose
+/// message names the offset and the cause, and the process goes on:
+///
+/// - [`read`](Mapping::read), [`write`](Mapping::write), [`memcpy`](Mapping::memcpy),
+///   [`memmove`](Mapping::memmove), [`memmove_within`](Mapping::memmove_within) and
+///   [`memset`](Mapping::memset), whether the fault is in this mapping or in the other
+///   buffer of the copy (a source slice that is itself a truncated mapping);
+/// - [`persist`](Mapping::persist) and [`flush`](Mapping::flush): on CACHE_LINE mappings the
+///   flush instruction faults on such a page; on PAGE mappings `msync` succeeds regardless,
+///   so pmem2 then reads the last byte of the range (when the mapping is readable) to find
+///   out. BYTE persists touch no memory and report nothing.
+///
+/// The operation stops at the fault: bytes before it may have been written, nothing after
+/// it is, and the range is not persisted. The part of the mapping the file still covers
+/// keeps working. Access through raw pointers ([`address`](Mapping::address)) and the
+/// function pointers ([`persist_fn`](Mapping::persist_fn), [`memcpy_fn`](Mapping::memcpy_fn),
+/// ...) is not guarded: a SIGBUS there has the kernel's default effect, or whatever the
+/// program's own SIGBUS handler does.
+///
+/// The mechanism (x86_64 and aarch64 Linux): a SIGBUS handler, installed on the first
+/// guarded call and chaining to any handler installed before it, recognises a fault in the
+/// pages the calling thread's current operation registered and resumes the thread at a
+/// recovery point right after that operation; every other SIGBUS goes to the previous
+/// handler or the default action. A SIGBUS handler installed later that does not chain to
+/// the previous one turns the recovery off. Other architectures run the operations
+/// unguarded.
 #[derive(Debug)]
 #[doc(alias = "pmem2_map")]
 pub struct Mapping {
@@ -265,10 +298,12 @@ impl Mapping {
     ///
     /// # Errors
     /// [`ErrorKind::LengthOutOfRange`] outside the mapping; [`ErrorKind::Os`] if msync fails
-    /// (libpmem2 aborts the process instead).
+    /// (libpmem2 aborts the process instead); [`ErrorKind::IoFail`] if the range reaches a
+    /// page the file no longer covers or a poisoned line (see
+    /// [the type's documentation](Mapping#when-the-file-changes-under-the-mapping)).
     #[doc(alias = "pmem2_get_persist_fn")]
     pub fn persist(&self, offset: usize, len: usize) -> Result<()> {
-        self.flush(offset, len)?;
+        self.flush_as("persist", offset, len)?;
         if self.granularity != Granularity::Page {
             persist::fence();
         }
@@ -282,18 +317,64 @@ impl Mapping {
     /// As [`Mapping::persist`].
     #[doc(alias = "pmem2_get_flush_fn")]
     pub fn flush(&self, offset: usize, len: usize) -> Result<()> {
+        self.flush_as("flush", offset, len)
+    }
+
+    fn flush_as(&self, what: &str, offset: usize, len: usize) -> Result<()> {
         let start = self.checked_range(offset, len)?;
         match self.granularity {
-            Granularity::Page => self.msync_range(start, len),
+            Granularity::Page => {
+                self.msync_range(start, len)?;
+                self.probe_end(what, start, len)
+            }
             // A flush of a page without read access would fault, and such a mapping cannot
             // have stored anything itself.
             Granularity::CacheLine if self.protection.intersects(Protection::READ | Protection::WRITE) => {
-                persist::flush_lines(start, len);
-                Ok(())
+                let start = start.cast_const();
+                self.guard(what, [Span::new(start, len), Span::NONE], move || {
+                    persist::flush_lines(start, len)
+                })
             }
             Granularity::CacheLine => Ok(()),
             Granularity::Byte => Ok(()),
         }
+    }
+
+    /// After an msync, which succeeds even for pages the file no longer covers: reads the
+    /// last byte of the range, which faults if the file was truncated below it.
+    pub(crate) fn probe_end(&self, what: &str, start: *mut u8, len: usize) -> Result<()> {
+        if len == 0 || !self.protection.contains(Protection::READ) {
+            return Ok(());
+        }
+        let last = start.wrapping_add(len - 1).cast_const();
+        self.guard(what, [Span::new(last, 1), Span::NONE], move || {
+            // SAFETY: `last` is inside this live, readable mapping (the caller checked the
+            // range); a volatile read so the probe is not optimised away.
+            unsafe { last.read_volatile() };
+        })
+    }
+
+    /// Runs `op`, one of pmem2's raw copy or flush routines over `spans`, with a SIGBUS it
+    /// causes there turned into [`ErrorKind::IoFail`] (see `crate::fault`).
+    #[inline]
+    pub(crate) fn guard<R: Copy, F: FnOnce() -> R + Copy>(&self, what: &str, spans: [Span; 2], op: F) -> Result<R> {
+        fault::guarded(spans, op).map_err(|fault| self.fault_error(what, fault))
+    }
+
+    #[cold]
+    fn fault_error(&self, what: &str, fault: Fault) -> Error {
+        let base = self.addr.as_ptr() as usize;
+        let place = match fault.addr.checked_sub(base) {
+            Some(offset) if offset < self.reserved_len => format!("at offset {offset} of the mapping"),
+            _ => format!(
+                "at address {:#x}, outside this mapping (in the other buffer of the copy)",
+                fault.addr
+            ),
+        };
+        Error::new(
+            ErrorKind::IoFail,
+            format!("{what}: SIGBUS ({}) {place}: {}", fault.code_name(), fault.cause()),
+        )
     }
 
     /// Waits for earlier flushes to complete (a store fence; nothing for PAGE mappings).
@@ -321,27 +402,34 @@ impl Mapping {
     /// Copies `buf.len()` bytes at `offset` out of the mapping.
     ///
     /// # Errors
-    /// [`ErrorKind::NoAccess`] without READ protection; [`ErrorKind::LengthOutOfRange`].
+    /// [`ErrorKind::NoAccess`] without READ protection; [`ErrorKind::LengthOutOfRange`];
+    /// [`ErrorKind::IoFail`] on a page the file no longer covers or a poisoned line (see
+    /// [the type's documentation](Mapping#when-the-file-changes-under-the-mapping)).
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.require(Protection::READ, "read")?;
-        let src = self.checked_range(offset, buf.len())?;
-        // SAFETY: the range is inside the mapping and readable; `buf` is a distinct
-        // exclusive borrow, so the regions do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
-        Ok(())
+        let (len, dst) = (buf.len(), buf.as_mut_ptr());
+        let src = self.checked_range(offset, len)?.cast_const();
+        self.guard("read", [Span::new(src, len), Span::new(dst, len)], move || {
+            // SAFETY: the range is inside the mapping and readable; `buf` is a distinct
+            // exclusive borrow, so the regions do not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(src, dst, len) }
+        })
     }
 
     /// Copies `data` into the mapping at `offset` (plain stores; call `persist` after).
     ///
     /// # Errors
-    /// [`ErrorKind::NoAccess`] without WRITE protection; [`ErrorKind::LengthOutOfRange`].
+    /// [`ErrorKind::NoAccess`] without WRITE protection; [`ErrorKind::LengthOutOfRange`];
+    /// [`ErrorKind::IoFail`] as for [`Mapping::read`], in the mapping or in `data`.
     pub fn write(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.require(Protection::WRITE, "write")?;
-        let dst = self.checked_range(offset, data.len())?;
-        // SAFETY: the range is inside the mapping and writable; `copy` tolerates `data`
-        // being a view of this same mapping.
-        unsafe { std::ptr::copy(data.as_ptr(), dst, data.len()) };
-        Ok(())
+        let (len, src) = (data.len(), data.as_ptr());
+        let dst = self.checked_range(offset, len)?;
+        self.guard("write", [Span::new(dst, len), Span::new(src, len)], move || {
+            // SAFETY: the range is inside the mapping and writable; `copy` tolerates `data`
+            // being a view of this same mapping.
+            unsafe { std::ptr::copy(src, dst, len) }
+        })
     }
 
     pub(crate) fn require(&self, needed: Protection, what: &str) -> Result<()> {

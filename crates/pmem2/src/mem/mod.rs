@@ -21,6 +21,7 @@
 
 use crate::config::{Granularity, Protection};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fault::Span;
 use crate::map::Mapping;
 use crate::persist::{self, CopyIsa, DrainFn, Empty, FlushFn, Flusher, NoFlush, PersistFn};
 use crate::source::FileType;
@@ -355,7 +356,12 @@ fn index(granularity: Granularity) -> usize {
 }
 
 fn msync_error(err: io::Error) -> Error {
-    Error::os(err.raw_os_error().unwrap_or(libc::EIO), "msync")
+    Error::os(errno_of(err), "msync")
+}
+
+/// The errno of a failed msync, as a `Copy` value a guarded routine can return.
+fn errno_of(err: io::Error) -> i32 {
+    err.raw_os_error().unwrap_or(libc::EIO)
 }
 
 /// Copies, deep flush and function-pointer getters.
@@ -379,10 +385,13 @@ impl Mapping {
     ///
     /// # Errors
     /// [`ErrorKind::NoAccess`] without WRITE protection; [`ErrorKind::LengthOutOfRange`]
-    /// outside the mapping; [`ErrorKind::Os`] if the msync of a PAGE mapping fails.
+    /// outside the mapping; [`ErrorKind::Os`] if the msync of a PAGE mapping fails;
+    /// [`ErrorKind::IoFail`] on a page the file no longer covers or a poisoned line, in the
+    /// mapping or in `src` (see
+    /// [`Mapping`](Mapping#when-the-file-changes-under-the-mapping)).
     #[doc(alias = "pmem2_get_memcpy_fn")]
     pub fn memcpy(&self, dest_offset: usize, src: &[u8], flags: MemFlags) -> Result<()> {
-        self.memmove(dest_offset, src, flags)
+        self.copy_in("memcpy", dest_offset, src, flags)
     }
 
     /// As [`Mapping::memcpy`] (both are memmove-safe); `src` may even be a view of this
@@ -393,12 +402,20 @@ impl Mapping {
     /// As [`Mapping::memcpy`].
     #[doc(alias = "pmem2_get_memmove_fn")]
     pub fn memmove(&self, dest_offset: usize, src: &[u8], flags: MemFlags) -> Result<()> {
+        self.copy_in("memmove", dest_offset, src, flags)
+    }
+
+    fn copy_in(&self, what: &str, dest_offset: usize, src: &[u8], flags: MemFlags) -> Result<()> {
         self.require(Protection::WRITE, "copy into")?;
-        let dest = self.checked_range(dest_offset, src.len())?;
+        let (len, src) = (src.len(), src.as_ptr());
+        let dest = self.checked_range(dest_offset, len)?;
         let f = table().memmove[index(self.store_granularity())];
-        // SAFETY: `dest..dest+len` is inside this live mapping (checked) and writable
-        // (protection checked); `src` is a borrowed slice, readable for the call.
-        unsafe { f(dest, src.as_ptr(), src.len(), flags) }.map_err(msync_error)
+        self.guard(what, [Span::new(dest, len), Span::new(src, len)], move || {
+            // SAFETY: `dest..dest+len` is inside this live mapping (checked) and writable
+            // (protection checked); `src` is a borrowed slice, readable for the call.
+            unsafe { f(dest, src, len, flags) }.map_err(errno_of)
+        })?
+        .map_err(|errno| Error::os(errno, "msync"))
     }
 
     /// Copies `len` bytes from `src_offset` to `dest_offset` of this mapping; the ranges may
@@ -407,15 +424,23 @@ impl Mapping {
     /// # Errors
     /// [`ErrorKind::NoAccess`] without READ and WRITE protection;
     /// [`ErrorKind::LengthOutOfRange`] if either range leaves the mapping; [`ErrorKind::Os`]
-    /// if the msync of a PAGE mapping fails.
+    /// if the msync of a PAGE mapping fails; [`ErrorKind::IoFail`] as for
+    /// [`Mapping::memcpy`].
     pub fn memmove_within(&self, dest_offset: usize, src_offset: usize, len: usize, flags: MemFlags) -> Result<()> {
         self.require(Protection::READ | Protection::WRITE, "copy within")?;
         let dest = self.checked_range(dest_offset, len)?;
-        let src = self.checked_range(src_offset, len)?;
+        let src = self.checked_range(src_offset, len)?.cast_const();
         let f = table().memmove[index(self.store_granularity())];
-        // SAFETY: both ranges are inside this live mapping (checked), which is readable and
-        // writable (checked); the function is memmove-safe for overlap.
-        unsafe { f(dest, src, len, flags) }.map_err(msync_error)
+        self.guard(
+            "memmove_within",
+            [Span::new(dest, len), Span::new(src, len)],
+            move || {
+                // SAFETY: both ranges are inside this live mapping (checked), which is readable
+                // and writable (checked); the function is memmove-safe for overlap.
+                unsafe { f(dest, src, len, flags) }.map_err(errno_of)
+            },
+        )?
+        .map_err(|errno| Error::os(errno, "msync"))
     }
 
     /// Fills `len` bytes at `dest_offset` with `value` (`pmem2_memset_fn`).
@@ -427,8 +452,11 @@ impl Mapping {
         self.require(Protection::WRITE, "fill")?;
         let dest = self.checked_range(dest_offset, len)?;
         let f = table().memset[index(self.store_granularity())];
-        // SAFETY: the range is inside this live, writable mapping (checked).
-        unsafe { f(dest, value, len, flags) }.map_err(msync_error)
+        self.guard("memset", [Span::new(dest, len), Span::NONE], move || {
+            // SAFETY: the range is inside this live, writable mapping (checked).
+            unsafe { f(dest, value, len, flags) }.map_err(errno_of)
+        })?
+        .map_err(|errno| Error::os(errno, "msync"))
     }
 
     /// Flushes `[offset, offset + len)` to the deepest persistence domain
@@ -441,7 +469,8 @@ impl Mapping {
     /// [`ErrorKind::DeepFlushRange`] if the range leaves the mapping;
     /// [`ErrorKind::NotSupported`] for an anonymous mapping; [`ErrorKind::Os`] if msync or
     /// the sysfs access fails (libpmem2 ignores sysfs failures);
-    /// [`ErrorKind::DaxRegionNotFound`] if the device's region cannot be found.
+    /// [`ErrorKind::DaxRegionNotFound`] if the device's region cannot be found;
+    /// [`ErrorKind::IoFail`] as for [`Mapping::persist`].
     #[doc(alias = "pmem2_deep_flush")]
     pub fn deep_flush(&self, offset: usize, len: usize) -> Result<()> {
         let start = match offset.checked_add(len) {
@@ -466,8 +495,11 @@ impl Mapping {
             return Ok(());
         }
         match file_type {
-            // SAFETY: the range is inside this live mapping (checked above).
-            FileType::Regular => unsafe { persist::msync_pages(start, len) }.map_err(msync_error),
+            FileType::Regular => {
+                // SAFETY: the range is inside this live mapping (checked above).
+                unsafe { persist::msync_pages(start, len) }.map_err(msync_error)?;
+                self.probe_end("deep_flush", start, len)
+            }
             FileType::DeviceDax => {
                 self.persist(offset, len)?;
                 let (major, minor) = self.device_numbers();
@@ -500,12 +532,20 @@ impl Mapping {
     ///
     /// PAGE: msync, returning `Err` instead of aborting. CACHE_LINE: flush every line + one
     /// fence. BYTE (and CACHE_LINE without any access): a fence.
+    ///
+    /// The function pointers are not guarded: a SIGBUS inside them (a page the file no
+    /// longer covers, a poisoned line) has the kernel's default effect, as any raw access
+    /// has, where [`Mapping::persist`] and the other methods return
+    /// [`ErrorKind::IoFail`] (see [`Mapping`](Mapping#when-the-file-changes-under-the-mapping)).
+    /// A PAGE persist function does not detect truncation at all (msync succeeds).
     #[doc(alias = "pmem2_get_persist_fn")]
     pub fn persist_fn(&self) -> PersistFn {
         persist::functions_for(self.store_granularity(), self.flushable()).0
     }
 
     /// The flush function (`pmem2_get_flush_fn`); the same as [`Mapping::persist_fn`] for PAGE.
+    ///
+    /// Not guarded against SIGBUS, like every function pointer (see [`Mapping::persist_fn`]).
     #[doc(alias = "pmem2_get_flush_fn")]
     pub fn flush_fn(&self) -> FlushFn {
         persist::functions_for(self.store_granularity(), self.flushable()).1
@@ -518,18 +558,24 @@ impl Mapping {
     }
 
     /// The memcpy function (`pmem2_get_memcpy_fn`); identical to [`Mapping::memmove_fn`].
+    ///
+    /// Not guarded against SIGBUS, like every function pointer (see [`Mapping::persist_fn`]).
     #[doc(alias = "pmem2_get_memcpy_fn")]
     pub fn memcpy_fn(&self) -> MemcpyFn {
         table().memmove[index(self.store_granularity())]
     }
 
     /// The memmove function (`pmem2_get_memmove_fn`).
+    ///
+    /// Not guarded against SIGBUS, like every function pointer (see [`Mapping::persist_fn`]).
     #[doc(alias = "pmem2_get_memmove_fn")]
     pub fn memmove_fn(&self) -> MemmoveFn {
         table().memmove[index(self.store_granularity())]
     }
 
     /// The memset function (`pmem2_get_memset_fn`).
+    ///
+    /// Not guarded against SIGBUS, like every function pointer (see [`Mapping::persist_fn`]).
     #[doc(alias = "pmem2_get_memset_fn")]
     pub fn memset_fn(&self) -> MemsetFn {
         table().memset[index(self.store_granularity())]

@@ -58,5 +58,4 @@ test('100 000 map/unmap cycles with old views referenced: no abort, no leak of m
     burst2.settled.rss - burst.settled.rss < 16 * MiB,
     `second burst grew RSS by ${mb(burst2.settled.rss - burst.settled.rss)} MiB`,
   )
-  t.log(`child ran ${seconds.toFixed(1)} s`) // informational: speed is the benchmarks' job
 })

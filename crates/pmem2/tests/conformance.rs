@@ -10,6 +10,10 @@
 //!
 //! One test runs every scenario sequentially: it sets `PMEM2_FORCE_GRANULARITY` in-process
 //! between rounds, so no other test of this binary may map files at the same time.
+//!
+//! On the real-DAX tier (`scripts/dax-guest`) `TMPDIR` is on an fsdax filesystem, so the file
+//! scenarios map real DAX files; `PMEM2_TEST_DEVDAX=/dev/daxX.Y` adds device DAX scenarios, and
+//! `PMEM2_TEST_REAL_DAX` names the granularity the unforced round must really get.
 
 mod common;
 
@@ -443,8 +447,69 @@ fn all_scenarios(fx: &Fixtures) -> Vec<Scenario> {
             out.push(scenario(format!("anon-{size}-gran-{g:?}"), Src::Anon(size), 0, 0, g));
         }
     }
+    if let Some(dev) = std::env::var_os(DEVDAX_ENV) {
+        out.extend(devdax_scenarios(Path::new(&dev)));
+    }
     let mut seen = std::collections::HashSet::new();
     out.retain(|s| seen.insert(s.id.clone()));
+    out
+}
+
+/// A device DAX to add scenarios for (the real-DAX tier).
+const DEVDAX_ENV: &str = "PMEM2_TEST_DEVDAX";
+
+/// A number in the device's sysfs directory (`/sys/bus/dax/devices/daxX.Y/NAME`).
+fn devdax_sysfs(dev: &Path, name: &str) -> u64 {
+    let path = Path::new("/sys/bus/dax/devices")
+        .join(dev.file_name().unwrap())
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}: {text:?}", path.display()))
+}
+
+/// Device DAX: offsets and lengths around its alignment and its end (size and alignment from
+/// its sysfs directory, not from pmem2), every kind of fd, granularity, sharing (private is
+/// refused) and protection.
+fn devdax_scenarios(dev: &Path) -> Vec<Scenario> {
+    let size = devdax_sysfs(dev, "size");
+    let align = devdax_sysfs(dev, "align");
+    assert!(
+        align.is_power_of_two() && size % align == 0,
+        "size {size}, align {align}"
+    );
+    let mut out = Vec::new();
+    // Few enough: libpmem2 asks libndctl, which walks the whole bus, for each size and alignment.
+    let offsets = [
+        0,
+        PAGE,
+        align,
+        size - align,
+        size,
+        size + align,
+        u64::MAX & !(align - 1),
+    ];
+    let lengths = [0, PAGE, align, align + PAGE, size - align, size, size + align];
+    for offset in offsets {
+        for length in lengths {
+            let id = format!("devdax-off{offset}-len{length}");
+            out.push(scenario(id, fd("rdwr", dev), offset, length, Some(Granularity::Page)));
+        }
+    }
+    for mode in ["rdwr", "rdonly", "wronly", "closed_after"] {
+        for g in GRANULARITIES {
+            for sharing in SHARINGS {
+                for prot in ["rw", "r"] {
+                    let id = format!("devdax-{mode}-{g:?}-{sharing:?}-{prot}");
+                    let mut s = scenario(id, fd(mode, dev), align, align, g);
+                    s.sharing = sharing;
+                    s.prot = prot;
+                    out.push(s);
+                }
+            }
+        }
+    }
     out
 }
 
@@ -531,6 +596,10 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
         mismatches.len()
     );
     assert!(scenarios.len() >= 200, "only {} scenarios", scenarios.len());
+    if std::env::var_os(DEVDAX_ENV).is_some() {
+        let n = scenarios.iter().filter(|s| s.id.starts_with("devdax-")).count();
+        println!("conformance: {n} of the scenarios on device DAX");
+    }
     assert!(
         documented.get(&-libc::EINVAL).copied().unwrap_or(0) > 0,
         "the documented difference never occurred"
@@ -541,6 +610,16 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
         mismatches.join("\n")
     );
     assert_eq!(agree + documented_total, total);
+    if let Some(real) = common::real_dax() {
+        // The unforced round really ran on DAX: a shared read-write file mapping got `real`.
+        let id = "kind-rdwr-Some(Page)-Shared-rw-off0";
+        let s = scenarios.iter().find(|s| s.id == id).unwrap();
+        let got = run_pmem2(s);
+        assert!(
+            got.ends_with(&format!(" gran={}", gran_name(real))),
+            "not on real DAX: {got}"
+        );
+    }
 }
 
 /// libpmem2 maps an anonymous source from its start whatever the offset, and with length 0

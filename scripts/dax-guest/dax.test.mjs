@@ -1,0 +1,198 @@
+// Runs in the guest only (tier.mjs): what the kernel and a second process say about pmem2's
+// mappings on real fsdax, device DAX and eADR. The environment comes from provision.sh
+// (DAX_FSDAX_DIR, DAX_DEVDAX, DAX_EADR) and tier.mjs (DAX_DEVDAX_READ: devdax-read.c, built).
+import assert from 'node:assert/strict'
+import { execFileSync, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+
+import { Config, Granularity, mapFile, mapNew, platformInfo, Sharing, Source } from '../../index.mjs'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const { DAX_FSDAX_DIR: fsdax, DAX_DEVDAX: devdax, DAX_DEVDAX_READ: devdaxRead } = process.env
+for (const [name, value] of Object.entries({ DAX_FSDAX_DIR: fsdax, DAX_DEVDAX: devdax, DAX_DEVDAX_READ: devdaxRead })) {
+  if (!value) throw new Error(`${name} is not set: run this through scripts/dax-guest/tier.mjs`)
+}
+const eadr = process.env.DAX_EADR === '1'
+const REAL = eadr ? Granularity.Byte : Granularity.CacheLine
+const daxName = path.basename(devdax)
+const sysfsNumber = (file) => Number(fs.readFileSync(file, 'utf8').trim())
+const devSize = sysfsNumber(`/sys/bus/dax/devices/${daxName}/size`)
+const devAlign = sysfsNumber(`/sys/bus/dax/devices/${daxName}/align`)
+const region = Number(/^dax(\d+)\./.exec(daxName)[1])
+
+/** The VmFlags of the /proc/self/smaps entry that starts at `address`. */
+function vmFlags(address) {
+  const start = address.toString(16)
+  const entries = fs.readFileSync('/proc/self/smaps', 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)
+  const entry = entries.find((e) => e.startsWith(`${start}-`))
+  assert.ok(entry, `no smaps entry at ${start}`)
+  return /^VmFlags: (.*)$/m.exec(entry)[1].trim().split(' ')
+}
+
+function mapDevdax({ offset = 0, length = devAlign, sharing = Sharing.Shared } = {}) {
+  const fd = fs.openSync(devdax, 'r+')
+  try {
+    const config = new Config()
+    config.setRequiredStoreGranularity(Granularity.Page)
+    config.setOffset(offset)
+    config.setLength(length)
+    config.setSharing(sharing)
+    return mapNew(config, Source.fromFd(fd))
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+test('eADR as the platform reports it: every region cpu_cache, or not', () => {
+  const domains = fs
+    .readdirSync('/sys/bus/nd/devices')
+    .filter((d) => d.startsWith('region'))
+    .map((r) => {
+      try {
+        return fs.readFileSync(`/sys/bus/nd/devices/${r}/persistence_domain`, 'utf8').trim()
+      } catch {
+        return '' // QEMU without nvdimm-persistence reports no domain
+      }
+    })
+  assert.ok(domains.length >= 2)
+  assert.equal(domains.every((d) => d === 'cpu_cache'), eadr)
+  assert.equal(platformInfo().eadr, eadr)
+})
+
+test('fsdax: a shared file mapping gets MAP_SYNC and the real granularity; the kernel marks it sync (VmFlags sf)', () => {
+  const file = path.join(fsdax, 'smaps.bin')
+  const m = mapFile(file, { size: 4 << 20, create: true })
+  try {
+    assert.equal(m.mapSync, true)
+    assert.equal(m.storeGranularity, REAL)
+    assert.ok(vmFlags(m.address).includes('sf'), `VmFlags ${vmFlags(m.address)}`)
+    m.write(12345, Buffer.from('through MAP_SYNC'))
+    const other = execFileSync('dd', [`if=${file}`, 'bs=1', 'skip=12345', 'count=16', 'status=none'])
+    assert.equal(other.toString(), 'through MAP_SYNC')
+  } finally {
+    m.unmap()
+  }
+})
+
+test('the page cache next to it: PAGE, no MAP_SYNC, no sf (the smaps check can fail)', () => {
+  const file = path.join(fs.mkdtempSync('/tmp/dax-test-'), 'page.bin')
+  const m = mapFile(file, { size: 1 << 20, create: true })
+  try {
+    assert.equal(m.mapSync, false)
+    assert.equal(m.storeGranularity, Granularity.Page)
+    assert.ok(!vmFlags(m.address).includes('sf'))
+  } finally {
+    m.unmap()
+  }
+})
+
+test('device DAX: size and alignment are the real sysfs values', () => {
+  const fd = fs.openSync(devdax, 'r+')
+  try {
+    const source = Source.fromFd(fd)
+    assert.equal(source.fileType, 'devdax')
+    assert.equal(source.size, devSize)
+    assert.equal(source.alignment, devAlign)
+  } finally {
+    fs.closeSync(fd)
+  }
+  assert.equal(devAlign, 2 << 20)
+  assert.equal(devSize % devAlign, 0)
+})
+
+test('device DAX: whole device, aligned offsets and lengths map; unaligned ones and private are refused', () => {
+  const whole = mapDevdax({ length: 0 })
+  assert.equal(whole.size, devSize)
+  assert.equal(whole.storeGranularity, REAL)
+  assert.equal(whole.address % BigInt(devAlign), 0n)
+  whole.unmap()
+  const tailEnd = mapDevdax({ offset: devSize - devAlign, length: devAlign })
+  assert.equal(tailEnd.size, devAlign)
+  tailEnd.unmap()
+  assert.throws(() => mapDevdax({ offset: 4096 }), { code: 'PMEM2_E_OFFSET_UNALIGNED' })
+  assert.throws(() => mapDevdax({ length: 4096 }), { code: 'PMEM2_E_LENGTH_UNALIGNED' })
+  assert.throws(() => mapDevdax({ offset: devSize, length: devAlign }), { code: 'PMEM2_E_MAP_RANGE' })
+  assert.throws(() => mapDevdax({ sharing: Sharing.Private }), { code: 'PMEM2_E_SRC_DEVDAX_PRIVATE' })
+})
+
+test('device DAX: what write() stored at an offset is what a second process maps there', () => {
+  const offset = 3 * devAlign
+  const m = mapDevdax({ offset, length: 2 * devAlign })
+  const data = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7 + 3) & 0xff))
+  try {
+    m.write(devAlign + 1000, data)
+    m.memcpy(devAlign + 5000, data, 0)
+  } finally {
+    m.unmap()
+  }
+  const read = (at) =>
+    execFileSync(devdaxRead, [devdax, String(devAlign), String(offset + devAlign), String(at + data.length)], {
+      encoding: 'utf8',
+    }).trim()
+  const hex = read(5000)
+  assert.equal(hex.slice(2000, 2000 + 600), data.toString('hex'))
+  assert.equal(hex.slice(10000, 10000 + 600), data.toString('hex'))
+})
+
+/** System calls a child makes around a deep flush, under strace. */
+function traceDeepFlush(target, extra) {
+  const index = path.join(ROOT, 'index.js')
+  const code = `const p = require(${JSON.stringify(index)}); ${extra};
+    process.stderr.write('<<<\\n'); m.deepFlush(0, 4096); process.stderr.write('>>>\\n'); m.unmap()`
+  const out = spawnSync('strace', ['-f', '-e', 'trace=openat,read,write,msync', '-e', 'signal=none', process.execPath, '-e', code], {
+    encoding: 'utf8',
+  })
+  assert.equal(out.status, 0, out.stderr)
+  return out.stderr.split('<<<')[1].split('>>>')[0]
+}
+
+test('deepFlush on device DAX reads the real region deep_flush, and writes it only when it asks for a flush', () => {
+  const flag = `/sys/bus/nd/devices/region${region}/deep_flush`
+  const state = fs.readFileSync(flag, 'utf8')
+  const trace = traceDeepFlush(
+    devdax,
+    `const c = new p.Config(); c.setRequiredStoreGranularity(p.Granularity.Page); c.setLength(${devAlign});
+     const fd = require('fs').openSync(${JSON.stringify(devdax)}, 'r+'); const m = p.mapNew(c, p.Source.fromFd(fd))`,
+  )
+  assert.match(trace, new RegExp(`openat\\(.*"${flag}", O_RDONLY`))
+  const writes = trace.split('\n').filter((l) => /^(\[pid +\d+\] )?write\(\d+, "1", 1\)/.test(l))
+  // QEMU's NVDIMMs have no flush hints: the kernel reports "0" (no flush needed, file 0444),
+  // and libpmem2 skips the write then too; a region with hints reads "1" and gets one write.
+  assert.equal(writes.length, state === '0\n' ? 0 : 1, `deep_flush reads ${JSON.stringify(state)}:\n${trace}`)
+})
+
+test('deepFlush on an fsdax file is one msync', () => {
+  const file = path.join(fsdax, 'deep.bin')
+  fs.writeFileSync(file, Buffer.alloc(1 << 20))
+  const trace = traceDeepFlush(file, `const m = p.mapFile(${JSON.stringify(file)})`)
+  assert.equal(trace.split('\n').filter((l) => /msync\(/.test(l)).length, 1, trace)
+})
+
+function info(target) {
+  const out = execFileSync(process.execPath, [path.join(ROOT, 'bin/pmem2.mjs'), 'info', target, '--json'], {
+    encoding: 'utf8',
+  })
+  return JSON.parse(out)
+}
+
+test('pmem2 info on an fsdax file and on the device DAX', () => {
+  const file = path.join(fsdax, 'info.bin')
+  fs.writeFileSync(file, Buffer.alloc(1 << 20))
+  const gran = eadr ? 'BYTE' : 'CACHE_LINE'
+  const f = info(file)
+  assert.equal(f.fileType, 'regular')
+  assert.equal(f.mapSync, true)
+  assert.equal(f.granularity, gran)
+  assert.equal(f.eadr, eadr)
+  assert.equal(f.filesystem.type, 'ext4')
+  assert.equal(f.filesystem.dax, 'dax=always')
+  const d = info(devdax)
+  assert.equal(d.fileType, 'devdax')
+  assert.equal(d.size, devSize)
+  assert.equal(d.alignment, devAlign)
+  assert.equal(d.granularity, gran)
+  assert.equal(d.eadr, eadr)
+})

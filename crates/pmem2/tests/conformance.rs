@@ -566,8 +566,15 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
     let mut documented = std::collections::BTreeMap::<i32, usize>::new();
     let mut mismatches = Vec::new();
     for force in [None, Some("CACHE_LINE"), Some("BYTE")] {
-        let round = compare(&oracle, &scenarios, force);
-        total += scenarios.len();
+        // Device DAX scenarios run unforced only: libpmem2 walks the whole nd bus through
+        // libndctl for each of them, which is slow in an emulator, and forcing adds nothing there.
+        let round_scenarios: Vec<Scenario> = scenarios
+            .iter()
+            .filter(|s| force.is_none() || !s.id.starts_with("devdax-"))
+            .cloned()
+            .collect();
+        let round = compare(&oracle, &round_scenarios, force);
+        total += round_scenarios.len();
         agree += round.agree;
         for (rc, n) in round.documented {
             *documented.entry(rc).or_default() += n;
@@ -590,7 +597,7 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
     assert!(scenarios.len() >= 200, "only {} scenarios", scenarios.len());
     if std::env::var_os(DEVDAX_ENV).is_some() {
         let n = scenarios.iter().filter(|s| s.id.starts_with("devdax-")).count();
-        println!("conformance: {n} of the scenarios on device DAX");
+        println!("conformance: {n} of the scenarios on device DAX (unforced round only)");
     }
     assert!(
         documented.get(&-libc::EINVAL).copied().unwrap_or(0) > 0,

@@ -587,7 +587,7 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
         .map(|(rc, n)| format!("{n} where libpmem2 returns {rc}"))
         .collect();
     println!(
-        "conformance: {total} scenarios ({} x 3 PMEM2_FORCE_GRANULARITY settings), {agree} agree, \
+        "conformance: {total} scenario runs ({} scenarios, 3 PMEM2_FORCE_GRANULARITY settings), {agree} agree, \
          {documented_total} documented differences (offset == file size with length 0, pmem2 -100006: {}), \
          {} mismatches",
         scenarios.len(),

@@ -1,15 +1,29 @@
 #!/bin/bash
-# Runs in the guest before the job: loads the nvdimm modules and gives NVDIMM i (region i) one
-# namespace of the i-th mode in DAX_NAMESPACES. With DAX_FRESH=1 (new, zeroed images) it creates
-# the namespaces and the ext4 filesystem; otherwise the kernel finds them on the media and this
-# checks the filesystem (a power cut leaves its journal to replay) and mounts it with dax=always.
+# Runs in the guest before the job: loads the nvdimm modules and finds on NVDIMM i the namespace
+# of the i-th mode in DAX_NAMESPACES. NVDIMM i is the region with the i-th lowest address (QEMU
+# places them in command-line order; the kernel numbers regions in the order it probes them). The images are copies of provisioned templates,
+# so the kernel finds the namespaces on the media; this checks each filesystem (a power cut
+# leaves its journal to replay) and mounts it. DAX_FRESH=1 (zeroed images: the templates
+# themselves) creates the namespaces and the filesystems first. DAX_VIRTIO=1 also loads
+# virtio_pmem for the virtio-pmem device.
 # Writes what it set up to /run/dax-guest/env for the job:
 #   DAX_FSDAX_DIR  the DAX mount (/mnt/pmem)    DAX_FSDAX_DEV  its block device
 #   DAX_DEVDAX     the device DAX               DAX_EADR       1 if every region is cpu_cache
 #   DAX_PAGECACHE_DIR  ext4 without DAX on a raw namespace (the page cache, for controls)
+#   DAX_VIRTIO_REGION  the virtio-pmem device's region (regionN)
 set -euo pipefail
+# libkmod reads the module indexes once per lookup, and libndctl (libpmem2's device DAX
+# queries) looks up every device it visits: serve the indexes from memory rather than over 9p,
+# with the modules themselves still on the host.
+modules=/lib/modules/$(uname -r)
+mkdir -p /run/dax-guest/modules
+mount --bind "$modules" /run/dax-guest/modules
+mount -t tmpfs -o mode=755 tmpfs "$modules"
+cp /run/dax-guest/modules/modules.* "$modules/"
+for f in /run/dax-guest/modules/*; do
+  [ -e "$modules/${f##*/}" ] || ln -s "$f" "$modules/"
+done
 modprobe --ignore-install -a libnvdimm nfit nd_pmem dax_pmem device_dax ext4
-mkdir -p /run/dax-guest
 env=/run/dax-guest/env
 : > "$env"
 IFS=, read -ra kinds <<< "$DAX_NAMESPACES"
@@ -36,9 +50,24 @@ filesystem() { # DEVICE MOUNTPOINT DAX-OPTION
   mount -o "$3" "$1" "$2"
 }
 
-for i in "${!kinds[@]}"; do
-  kind=${kinds[$i]}
-  wait_for "/sys/bus/nd/devices/region$i"
+regions=()
+for _ in $(seq 100); do
+  regions=(/sys/bus/nd/devices/region*)
+  [ -e "${regions[0]}" ] && [ ${#regions[@]} -ge ${#kinds[@]} ] && break
+  sleep 0.1
+done
+if [ ! -e "${regions[0]}" ] || [ ${#regions[@]} -ne ${#kinds[@]} ]; then
+  echo "provision: ${#kinds[@]} NVDIMM regions expected, found: ${regions[*]}" >&2
+  exit 1
+fi
+# Region numbers by address.
+ids=($(for r in "${regions[@]}"; do
+  echo "$(($(cat "$r/resource"))) ${r##*/region}"
+done | sort -n | cut -d' ' -f2))
+
+for k in "${!kinds[@]}"; do
+  kind=${kinds[$k]}
+  i=${ids[$k]}
   if [ "$DAX_FRESH" = 1 ]; then
     ndctl create-namespace --force --reconfig="namespace$i.0" --mode="$kind" > /dev/null
   fi
@@ -62,6 +91,20 @@ for i in "${!kinds[@]}"; do
       ;;
   esac
 done
+if [ "${DAX_VIRTIO:-0}" = 1 ]; then
+  # After the NVDIMM regions, so that those keep the numbers 0..n-1.
+  modprobe --ignore-install virtio_pmem
+  region=
+  for _ in $(seq 100); do
+    for r in /sys/bus/nd/devices/region*; do
+      [ "$(cat "$(dirname "$(readlink -f "$r")")/provider")" = virtio-pmem ] && region=$(basename "$r")
+    done
+    [ -n "$region" ] && break
+    sleep 0.1
+  done
+  [ -n "$region" ] || { echo "provision: no virtio-pmem region" >&2; exit 1; }
+  echo "export DAX_VIRTIO_REGION=$region" >> "$env"
+fi
 # eADR as libpmem2 sees it: every region's persistence_domain reads cpu_cache (the attribute
 # is absent when the platform reports no domain, as QEMU does without nvdimm-persistence).
 eadr=1

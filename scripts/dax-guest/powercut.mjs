@@ -1,38 +1,46 @@
 #!/usr/bin/env node
 // Power cuts on real DAX: boots a guest (guest.mjs) with an fsdax, a devdax and a raw NVDIMM,
-// runs four writers (powercut-log.mjs: fsdax and devdax, each with write+persist and with
-// MEM_NONTEMPORAL+drain) plus a control writer, and kills QEMU with SIGKILL at a random moment
-// while they append. The next boot uses the same NVDIMM images: e2fsck replays the journal, the
-// writers verify their logs and report how many records they hold, and every record the host
-// saw acknowledged on the console must be there, intact. Then they append again, until the next
-// cut. A last boot only verifies.
+// runs the writer (powercut-log.mjs) with four logs (fsdax and devdax, each with write+persist
+// and with MEM_NONTEMPORAL+drain) and a control log, and kills QEMU with SIGKILL at a random
+// moment while it appends. The next boot uses the same NVDIMM images: e2fsck replays the
+// journal, the writer verifies the logs and reports how many records each holds, and every
+// record the host saw acknowledged on the console must be there, intact. Then it appends
+// again, until the next cut. A last boot only verifies.
 //
 //   node scripts/dax-guest/powercut.mjs [--cuts N] [--seed S]
 //
-// The control log is on ext4 without DAX (the page cache) with PMEM2_FORCE_GRANULARITY=
-// CACHE_LINE, so its "persist" flushes CPU caches and never writes the page cache back: a power
-// cut must lose acknowledged records there, and the run fails if it never does (the loop could
-// not see a loss). TCG models no CPU cache: every store the guest made is in the image when QEMU
-// dies, so this loop cannot catch a missing CLWB or fence (RELIABILITY.md, "Real DAX and power
-// cuts").
+// The control log is a file on ext4 without DAX (the page cache) that the writer acknowledges
+// without ever persisting it: a power cut must lose acknowledged records there, and the run
+// fails if it never does (the loop could not see a loss). TCG models no CPU cache: every store
+// the guest made is in the image when QEMU dies, so this loop cannot catch a missing CLWB or
+// fence (RELIABILITY.md, "Real DAX and power cuts").
 import fs from 'node:fs'
 import path from 'node:path'
 
-import { boot, ROOT } from './guest.mjs'
+import { boot, ROOT, SCRATCH } from './guest.mjs'
 
 const WRITER = 'scripts/dax-guest/powercut-log.mjs'
+/** The logs, and the mapping each must report ("have NAME COUNT GRANULARITY mapSync=..."). */
 const LOGS = [
-  { name: 'fsdax-write', target: 'file:$DAX_FSDAX_DIR/cut-write', mode: 'write' },
-  { name: 'fsdax-nt', target: 'file:$DAX_FSDAX_DIR/cut-nt', mode: 'nt' },
-  { name: 'devdax-write', target: 'devdax:$DAX_DEVDAX:0', mode: 'write' },
-  { name: 'devdax-nt', target: 'devdax:$DAX_DEVDAX:1', mode: 'nt' },
+  { name: 'fsdax-write', spec: 'fsdax-write:write:file:$DAX_FSDAX_DIR/cut-write', mapping: 'CacheLine mapSync=true' },
+  { name: 'fsdax-nt', spec: 'fsdax-nt:nt:file:$DAX_FSDAX_DIR/cut-nt', mapping: 'CacheLine mapSync=true' },
+  { name: 'devdax-write', spec: 'devdax-write:write:devdax:$DAX_DEVDAX:0', mapping: 'CacheLine mapSync=true' },
+  { name: 'devdax-nt', spec: 'devdax-nt:nt:devdax:$DAX_DEVDAX:1', mapping: 'CacheLine mapSync=true' },
 ]
-const CONTROL = { name: 'control', target: 'file:$DAX_PAGECACHE_DIR/cut-control', mode: 'write', control: true }
+const CONTROL = {
+  name: 'control',
+  spec: 'control:forget:file:$DAX_PAGECACHE_DIR/cut-control',
+  mapping: 'Page mapSync=false',
+  control: true,
+}
 const ALL = [...LOGS, CONTROL]
 /** The largest number of acknowledgements (all real logs together) before a cut. */
 const MAX_ACKS = 400
 
-/** A small seeded generator (mulberry32), so a failing run can be repeated with --seed. */
+/**
+ * A small seeded generator (mulberry32): --seed repeats where a run cuts (after how many
+ * acknowledgements, how many milliseconds later), not the emulator's timing.
+ */
 function random(seed) {
   let a = seed >>> 0
   return () => {
@@ -45,11 +53,7 @@ function random(seed) {
 }
 
 function jobScript(action) {
-  const lines = ALL.map((l) => {
-    const env = l.control ? 'PMEM2_FORCE_GRANULARITY=CACHE_LINE POWERCUT_RESET_BAD=1 ' : ''
-    return `${env}node ${WRITER} ${l.name} "${l.target}" ${l.mode} ${action} &`
-  })
-  return [...lines, 'wait'].join('\n')
+  return `exec node ${WRITER} ${action} ${ALL.map((l) => `"${l.spec}"`).join(' ')}`
 }
 
 export async function powerCuts({ cuts, seed, images, say = console.log }) {
@@ -66,12 +70,16 @@ export async function powerCuts({ cuts, seed, images, say = console.log }) {
     const have = new Set()
     let acks = 0
     let cutting = false
-    const started = Date.now()
-    const { child, done } = boot({
+    let controlLost = false
+    const begin = Date.now()
+    const { started, done } = boot({
       mode: 'fsdax,devdax,raw',
       imageDir: images,
       command: jobScript(last ? 'verify' : 'append'),
       timeout: 600,
+      // One CPU: the writer is one thread, and the other lane of the tier needs the second.
+      smp: 1,
+      memory: 1024,
       onLine: (line) => {
         const words = line.split(' ')
         const [what, name] = words
@@ -82,24 +90,27 @@ export async function powerCuts({ cuts, seed, images, say = console.log }) {
         const control = name === CONTROL.name
         if (what === 'have') {
           const count = Number(words[2])
-          const want = acked[name] + 1
-          if (count < want) {
-            if (control) stats.controlLosses++
-            else failures.push(`round ${round}: ${name} holds ${count} records, ${want} were acknowledged`)
+          const mapping = words.slice(3).join(' ')
+          const want = ALL.find((l) => l.name === name).mapping
+          if (mapping !== want) failures.push(`round ${round}: ${name} is mapped ${mapping}, not ${want}`)
+          const acknowledged = acked[name] + 1
+          if (count < acknowledged) {
+            if (control) controlLost = true
+            else failures.push(`round ${round}: ${name} holds ${count} records, ${acknowledged} were acknowledged`)
           } else if (!control) {
-            stats.verified += want
+            stats.verified += acknowledged
             stats.recovered += count
-            stats.unacknowledged += count - want
+            stats.unacknowledged += count - acknowledged
           }
           // The writer goes on after what it found.
           acked[name] = count - 1
           have.add(name)
         } else if (what === 'bad') {
-          if (control) stats.controlLosses++
+          if (control) controlLost = true
           else failures.push(`round ${round}: ${line}`)
         } else if (what === 'ack') {
-          const id = Number(words[2])
-          if (id !== acked[name] + 1) failures.push(`round ${round}: ${name} acknowledged ${id} after ${acked[name]}`)
+          const id = /^\d+$/.test(words[2] ?? '') && words.length === 3 ? Number(words[2]) : NaN
+          if (id !== acked[name] + 1) failures.push(`round ${round}: ${name} acknowledged ${id} after ${acked[name]}: ${JSON.stringify(line)}`)
           acked[name] = id
           if (!control) acks++
         } else if (what === 'full') {
@@ -107,20 +118,24 @@ export async function powerCuts({ cuts, seed, images, say = console.log }) {
         }
         if (failures.length && !cutting) {
           cutting = true
-          child.kill('SIGKILL')
+          started.child.kill('SIGKILL')
         }
         // The cut: once every writer has verified its log and the real logs have made `target`
         // acknowledgements, after a few more milliseconds, wherever the writers are.
         if (!last && !cutting && have.size === ALL.length && acks >= target) {
           cutting = true
-          setTimeout(() => child.kill('SIGKILL'), delay)
+          setTimeout(() => started.child.kill('SIGKILL'), delay)
         }
       },
     })
     const result = await done
+    if (failures.length) {
+      say(`round ${round}, the console's last lines:\n${result.lines.slice(-80).map((l) => `    ${l}`).join('\n')}`)
+    }
     stats.boots++
     stats.acks += acks
-    const seconds = ((Date.now() - started) / 1000).toFixed(1)
+    if (controlLost) stats.controlLosses++
+    const seconds = ((Date.now() - begin) / 1000).toFixed(1)
     if (failures.length) break
     if (have.size !== ALL.length) {
       failures.push(`round ${round}: only ${[...have].join(', ')} reported (status ${result.status})`)
@@ -149,7 +164,8 @@ async function main(argv) {
     else if (argv[i] === '--seed') seed = Number(argv[++i])
     else throw new Error(`usage: powercut.mjs [--cuts N] [--seed S] (unknown ${argv[i]})`)
   }
-  const images = fs.mkdtempSync(path.join(ROOT, '.cache/dax-guest/powercut-'))
+  fs.mkdirSync(SCRATCH, { recursive: true })
+  const images = fs.mkdtempSync(path.join(SCRATCH, 'powercut-'))
   const start = Date.now()
   console.log(`power cuts: ${cuts}, seed ${seed}, images in ${path.relative(ROOT, images)}`)
   try {

@@ -112,7 +112,7 @@ function msyncCalls(force: 'CACHE_LINE' | undefined, script: string): number {
   const index = fileURLToPath(new URL('../index.js', import.meta.url))
   const code = `const p = require(${JSON.stringify(index)}); const m = p.mapFile(${JSON.stringify(file)});
     process.stderr.write('<<<\\n'); ${script}; process.stderr.write('>>>\\n')`
-  const out = spawnSync('strace', ['-f', '-e', 'trace=msync', process.execPath, '-e', code], {
+  const out = spawnSync('strace', ['-f', '--seccomp-bpf', '-e', 'trace=msync', process.execPath, '-e', code], {
     env: { ...process.env, ...(force ? granularityEnv(force) : {}) },
     encoding: 'utf8',
   })

@@ -154,7 +154,7 @@ function traceDeepFlush(target, extra) {
   return spans[1]
 }
 
-test('deepFlush on device DAX reads the real region deep_flush, and writes it only when it asks for a flush', () => {
+test('deepFlush on device DAX reads the region deep_flush, which QEMU makes a read-only "0", and so does not write it', () => {
   const flag = `/sys/bus/nd/devices/region${region}/deep_flush`
   const state = fs.readFileSync(flag, 'utf8')
   const trace = traceDeepFlush(

@@ -1,6 +1,7 @@
 // Runs in the guest only (tier.mjs): what the kernel and a second process say about pmem2's
 // mappings on real fsdax, device DAX and eADR. The environment comes from provision.sh
-// (DAX_FSDAX_DIR, DAX_DEVDAX, DAX_EADR) and tier.mjs (DAX_DEVDAX_READ: devdax-read.c, built).
+// (DAX_FSDAX_DIR, DAX_DEVDAX, DAX_EADR, DAX_VIRTIO_*) and tier.mjs (DAX_DEVDAX_READ and
+// DAX_DEEP_FLUSH: devdax-read.c and deep-flush.c, built).
 import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -172,21 +173,34 @@ test('deepFlush on device DAX reads the region deep_flush, which QEMU makes a re
   assert.equal(writes.length, 0, trace)
 })
 
-test('virtio-pmem, the one QEMU device with a flush of its own, gives its region no deep_flush at all', {
+test('virtio-pmem, the one QEMU device with a flush of its own, gives its region no deep_flush: deepFlush on its device DAX succeeds without a write, as in libpmem2', {
   skip: eadr && 'the eADR guest has no virtio-pmem device: its region has no persistence domain, so no eADR',
 }, () => {
   // This kernel (6.1) shows deep_flush only for a region whose flush capability it knows, and
   // decides that from the region's NVDIMM mappings; a virtio-pmem region has none. So no
   // region of these guests takes a deep_flush write, and the write path is tested on the fake
   // sysfs tree only (crates/pmem2/src/sysfs.rs).
-  const virtioRegion = process.env.DAX_VIRTIO_REGION
-  assert.ok(virtioRegion, 'DAX_VIRTIO_REGION is not set: the guest has no virtio-pmem device')
+  const { DAX_VIRTIO_REGION: virtioRegion, DAX_VIRTIO_DEVDAX: virtioDevdax, DAX_DEEP_FLUSH: libpmem2DeepFlush } = process.env
+  assert.ok(virtioRegion && virtioDevdax, 'DAX_VIRTIO_REGION / DAX_VIRTIO_DEVDAX are not set: no virtio-pmem device')
+  assert.ok(libpmem2DeepFlush, 'DAX_DEEP_FLUSH is not set: run this through scripts/dax-guest/tier.mjs')
   const dir = `/sys/bus/nd/devices/${virtioRegion}`
   const bus = path.dirname(fs.realpathSync(dir))
   assert.equal(fs.readFileSync(path.join(bus, 'provider'), 'utf8'), 'virtio-pmem\n')
-  assert.ok(fs.existsSync(path.join(dir, 'size')), `${dir} is a region`)
-  assert.ok(!fs.existsSync(path.join(dir, 'deep_flush')), `${dir}/deep_flush exists`)
   assert.equal(fs.readFileSync(path.join(dir, 'mappings'), 'utf8'), '0\n')
+  const flag = path.join(dir, 'deep_flush')
+  assert.ok(!fs.existsSync(flag), `${flag} exists`)
+  assert.equal(`region${/^dax(\d+)\./.exec(path.basename(virtioDevdax))[1]}`, virtioRegion)
+
+  const align = sysfsNumber(`/sys/bus/dax/devices/${path.basename(virtioDevdax)}/align`)
+  const trace = traceDeepFlush(
+    virtioDevdax,
+    `const c = new p.Config(); c.setRequiredStoreGranularity(p.Granularity.Page); c.setLength(${align});
+     const fd = require('fs').openSync(${JSON.stringify(virtioDevdax)}, 'r+'); const m = p.mapNew(c, p.Source.fromFd(fd))`,
+  )
+  assert.match(trace, new RegExp(`openat\\(.*"${flag}", O_RDONLY.*ENOENT`))
+  assert.ok(!/write\(\d+, "1", 1\)/.test(trace), trace)
+  const oracle = spawnSync(libpmem2DeepFlush, [virtioDevdax, String(align)], { encoding: 'utf8' })
+  assert.equal(oracle.stdout, 'map=0 deep_flush=0\n', oracle.stderr)
 })
 
 test('deepFlush on an fsdax file is one msync', () => {

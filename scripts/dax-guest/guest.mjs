@@ -9,7 +9,8 @@
 //                    fsdax, devdax and raw is one NVDIMM with one namespace of that mode (raw: no
 //                    DAX, ext4 on the page cache, for the power-cut control); eadr makes the
 //                    platform's persistence domain the CPU cache (alone it means fsdax,devdax);
-//                    virtio adds a virtio-pmem device (a region with an explicit flush).
+//                    virtio adds a virtio-pmem device (a region with an explicit flush)
+//                    as a device DAX.
 //   --images DIR     keep the NVDIMM images in DIR: a new image is a copy of a provisioned
 //                    template, an existing one is checked (e2fsck) and mounted as it is
 //   --timeout SEC    kill the guest after SEC seconds (default 1200)
@@ -404,7 +405,7 @@ export function boot({
       let virtioImage
       if (virtio) {
         virtioImage = path.join(dir, 'virtio.img')
-        if (!fs.existsSync(virtioImage)) fs.writeFileSync(virtioImage, '')
+        fs.writeFileSync(virtioImage, '') // new for every boot: provision.sh makes it a device DAX
         fs.truncateSync(virtioImage, VIRTIO_PMEM_SIZE)
       }
       const script = [

@@ -5,12 +5,13 @@
 # so the kernel finds the namespaces on the media; this checks each filesystem (a power cut
 # leaves its journal to replay) and mounts it. DAX_FRESH=1 (zeroed images: the templates
 # themselves) creates the namespaces and the filesystems first. DAX_VIRTIO=1 also loads
-# virtio_pmem for the virtio-pmem device.
+# virtio_pmem for the virtio-pmem device and makes it a device DAX.
 # Writes what it set up to /run/dax-guest/env for the job:
 #   DAX_FSDAX_DIR  the DAX mount (/mnt/pmem)    DAX_FSDAX_DEV  its block device
 #   DAX_DEVDAX     the device DAX               DAX_EADR       1 if every region is cpu_cache
 #   DAX_PAGECACHE_DIR  ext4 without DAX on a raw namespace (the page cache, for controls)
 #   DAX_VIRTIO_REGION  the virtio-pmem device's region (regionN)
+#   DAX_VIRTIO_DEVDAX  the device DAX on it
 set -euo pipefail
 # libkmod reads the module indexes once per lookup, and libndctl (libpmem2's device DAX
 # queries) looks up every device it visits: serve the indexes from memory rather than over 9p,
@@ -103,7 +104,11 @@ if [ "${DAX_VIRTIO:-0}" = 1 ]; then
     sleep 0.1
   done
   [ -n "$region" ] || { echo "provision: no virtio-pmem region" >&2; exit 1; }
-  echo "export DAX_VIRTIO_REGION=$region" >> "$env"
+  # A device DAX on it (the image is new for every guest that has one).
+  n=${region#region}
+  ndctl create-namespace --force --reconfig="namespace$n.0" --mode=devdax > /dev/null
+  wait_for "/dev/dax$n.0"
+  echo "export DAX_VIRTIO_REGION=$region DAX_VIRTIO_DEVDAX=/dev/dax$n.0" >> "$env"
 fi
 # eADR as libpmem2 sees it: every region's persistence_domain reads cpu_cache (the attribute
 # is absent when the platform reports no domain, as QEMU does without nvdimm-persistence).

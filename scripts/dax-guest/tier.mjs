@@ -60,7 +60,7 @@ const AVA_HOST_ONLY = [
 
 const elapsed = (start) => `${((Date.now() - start) / 1000).toFixed(0)} s`
 
-/** Builds what the guests run that node does not: { conformance, persist, mem, oracle, devdaxRead }. */
+/** Builds what the guests run that node does not: the test binaries, the oracle and two helpers. */
 function build() {
   const out = execFileSync(
     'cargo',
@@ -92,6 +92,8 @@ function build() {
   gcc(bins.oracle, 'conformance/oracle.c', ...libpmem2)
   bins.devdaxRead = path.join(SCRATCH, 'devdax-read')
   gcc(bins.devdaxRead, 'scripts/dax-guest/devdax-read.c')
+  bins.deepFlush = path.join(SCRATCH, 'deep-flush')
+  gcc(bins.deepFlush, 'scripts/dax-guest/deep-flush.c', ...libpmem2)
   return bins
 }
 
@@ -110,7 +112,8 @@ step() { echo "=== $*"; local t=$SECONDS; "$@"; local rc=$?; echo "=== $((SECOND
 real=$([ "$DAX_EADR" = 1 ] && echo BYTE || echo CACHE_LINE)
 mkdir -p "$DAX_FSDAX_DIR/tmp" /tmp/page-cache
 export TMPDIR="$DAX_FSDAX_DIR/tmp" PMEM2_TEST_REAL_DAX=$real PMEM2_TEST_PAGE_CACHE_DIR=/tmp/page-cache
-export PMEM2_TEST_DEVDAX="$DAX_DEVDAX" PMEM2_TEST_ORACLE=${q(bins.oracle)} DAX_DEVDAX_READ=${q(bins.devdaxRead)}
+export PMEM2_TEST_DEVDAX="$DAX_DEVDAX" PMEM2_TEST_ORACLE=${q(bins.oracle)}
+export DAX_DEVDAX_READ=${q(bins.devdaxRead)} DAX_DEEP_FLUSH=${q(bins.deepFlush)}
 export CI=${q(process.env.CI ?? '')}
 echo "real DAX: fsdax $DAX_FSDAX_DEV on $DAX_FSDAX_DIR, device DAX $DAX_DEVDAX, eADR $DAX_EADR, expecting $real"
 step ${q(bins.conformance)} --nocapture

@@ -2,9 +2,9 @@
 // The real-DAX test tier (.ci/run, `npm run test:dax`). Two lanes run side by side:
 //
 //   tests      builds on the host (the Rust test binaries with optimisation and debug
-//              assertions, the conformance oracle, devdax-read), then boots two guests
-//              (guest.mjs) and runs there, with no PMEM2_FORCE_GRANULARITY:
-//              dax   fsdax + devdax NVDIMMs and a virtio-pmem device: the differential suite
+//              assertions, the conformance oracle, devdax-read.c, deep-flush.c), then boots
+//              two guests (guest.mjs) and runs there, with no PMEM2_FORCE_GRANULARITY:
+//              dax   fsdax + devdax NVDIMMs and a virtio-pmem device DAX: the differential suite
 //                    against libpmem2 (conformance.rs, fixtures on fsdax, device DAX
 //                    scenarios), the Rust persist tests, the mem tests but the CPU-dispatch
 //                    overrides (env_*), the ava data-path specs (mem, mapping) but their

@@ -47,11 +47,14 @@ use napi::sys;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 
-/// What V8 is told a shared file mapping costs: its pages are page cache, which the kernel
+/// What V8 is told a shared file mapping costs. Its pages are page cache, which the kernel
 /// reclaims or writes back by itself; what runs out is the process's map count
-/// (`vm.max_map_count`, 65 530 by default). V8 starts a collection after 64 MiB of external
-/// growth, so at this cost about a thousand forgotten shared mappings are pending at most.
-pub const SHARED_FILE_COST: i64 = 64 << 10;
+/// (`vm.max_map_count`, 65 530 by default). V8 starts a collection after about 64 MiB of
+/// external growth, so this cost lets at most a few hundred forgotten shared mappings (under
+/// 1% of that limit) pile up before one, while a program that keeps thousands of live
+/// mappings pays a collection only every 256 new ones. Private and anonymous mappings cost
+/// their size: their touched pages are process memory.
+pub const SHARED_FILE_COST: i64 = 256 << 10;
 
 /// The fewest tracked buffers at which the list is pruned of collected ones.
 const MIN_PRUNE: usize = 64;

@@ -156,3 +156,30 @@ test('bench --json in a given directory: medians are positive and the file is re
   t.is(pmem2(['bench', named, '--json']).status, 0)
   t.false(fs.existsSync(named))
 })
+
+test('bench never follows a symbolic link: a dangling one is refused and nothing is created at its target', (t) => {
+  const where = fs.mkdtempSync(path.join(dir, 'link-'))
+  const target = path.join(where, 'target.bin')
+  const link = path.join(where, 'link')
+  fs.symlinkSync(target, link)
+  const r = pmem2(['bench', link])
+  t.is(r.status, 1)
+  t.regex(r.stderr, /^pmem2: .*link exists and bench would overwrite it/)
+  t.false(fs.existsSync(target), 'no file at the link target')
+  t.deepEqual(fs.readdirSync(where).sort(), ['link'])
+  t.is(fs.readlinkSync(link), target, 'the link itself is untouched')
+})
+
+test('info and bench end quietly when the reader of their output goes away (EPIPE)', (t) => {
+  for (const args of [['info'], ['info', '--json'], ['bench', '--json']]) {
+    const before = new Set(leftovers())
+    // `true` exits without reading, long before Node has started and writes.
+    const r = spawnSync('bash', ['-c', 'set -o pipefail; "$0" "$@" | true', process.execPath, bin, ...args], {
+      encoding: 'utf8',
+    })
+    t.is(r.stderr, '', args.join(' '))
+    t.is(r.status, 0, args.join(' '))
+    t.deepEqual(leftovers().filter((n) => !before.has(n)), [], `nothing left behind by ${args.join(' ')}`)
+  }
+})
+

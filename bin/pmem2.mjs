@@ -228,23 +228,37 @@ function measure(op) {
   return { median: times[times.length >> 1], runs: times.length }
 }
 
+/**
+ * Creates the bench file and returns where it is. `wx` is O_CREAT | O_EXCL: it refuses any
+ * existing path, a dangling symbolic link included, so bench never follows a link and never
+ * touches a file it did not create; what it creates is removed on exit.
+ */
 function benchFile(target) {
-  if (target === undefined) return { file: path.join(tempDir(), 'bench.bin'), where: 'temporary' }
-  let stat
-  try {
-    stat = fs.statSync(target)
-  } catch (e) {
-    if (e.code !== 'ENOENT') throw new Error(`${target}: ${e.message}`)
-    process.on('exit', () => fs.rmSync(target, { force: true }))
-    return { file: target, where: 'new' }
+  let isDirectory = false
+  if (target !== undefined) {
+    try {
+      isDirectory = fs.statSync(target).isDirectory()
+    } catch (e) {
+      if (e.code !== 'ENOENT') throw new Error(`${target}: ${e.message}`)
+    }
   }
-  if (stat.isDirectory()) return { file: path.join(tempDir(target), 'bench.bin'), where: 'temporary' }
-  throw new Error(`${target} exists and bench would overwrite it; pass a directory or a new file name`)
+  const where = target === undefined || isDirectory ? 'temporary' : 'new'
+  const file = where === 'new' ? target : path.join(tempDir(target), 'bench.bin')
+  try {
+    fs.closeSync(fs.openSync(file, 'wx'))
+  } catch (e) {
+    if (e.code === 'EEXIST') {
+      throw new Error(`${file} exists and bench would overwrite it; pass a directory or a new file name`)
+    }
+    throw new Error(`${file}: ${e.message}`)
+  }
+  process.on('exit', () => fs.rmSync(file, { force: true }))
+  return { file, where }
 }
 
 function bench(target) {
   const { file, where } = benchFile(target)
-  const mapping = mapFile(file, { size: BENCH_SIZE, create: true })
+  const mapping = mapFile(file, { size: BENCH_SIZE })
   const results = []
   try {
     const buffer = (() => {
@@ -321,6 +335,11 @@ function printBench(r) {
 // ---------------------------------------------------------------- main
 
 function main() {
+  // `pmem2 info | head -1`: the reader went away; stop quietly, as other commands do.
+  process.stdout.on('error', (e) => {
+    if (e.code === 'EPIPE') process.exit(0)
+    throw e
+  })
   let args
   try {
     args = parseArgs(process.argv.slice(2))

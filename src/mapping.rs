@@ -13,7 +13,7 @@ use crate::args::{class_arg, usize_arg};
 use crate::config::{Config, Granularity, Sharing};
 use crate::error::{self, OrThrow};
 use crate::js;
-use crate::region::{Region, UserHold};
+use crate::region::Region;
 use crate::source::Source;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -167,7 +167,7 @@ impl Mapping {
     ) -> Result<AsyncTask<crate::tasks::PersistTask>> {
         let (offset, length) = (usize_arg(&env, &offset, "offset")?, usize_arg(&env, &length, "length")?);
         Ok(AsyncTask::new(crate::tasks::PersistTask::new(
-            UserHold::new(&self.region),
+            Arc::clone(&self.region),
             offset,
             length,
         )))

@@ -470,10 +470,6 @@ impl UserHold {
         UserHold(Some(Arc::clone(region)))
     }
 
-    pub(crate) fn region(&self) -> &Arc<Region> {
-        self.0.as_ref().expect("a hold has its region until released")
-    }
-
     /// Ends the claim on the JavaScript thread, after the task settled.
     pub(crate) fn release(mut self, env: &Env) {
         if let Some(region) = self.0.take() {

@@ -3,9 +3,10 @@
 
 use crate::error;
 use crate::mapping::Mapping;
-use crate::region::UserHold;
+use crate::region::{Region, UserHold};
 use napi::bindgen_prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 /// Runs a core operation off the JavaScript thread, keeping its error for `reject`, where an
 /// env exists to build the `Pmem2Error`.
@@ -76,8 +77,8 @@ pub struct PersistTask {
 }
 
 impl PersistTask {
-    pub(crate) fn new(hold: UserHold, offset: usize, length: usize) -> PersistTask {
-        let region = std::sync::Arc::clone(hold.region());
+    pub(crate) fn new(region: Arc<Region>, offset: usize, length: usize) -> PersistTask {
+        let hold = UserHold::new(&region);
         PersistTask {
             core: CoreTask::new(move || region.with_live(|m| m.persist(offset, length))),
             hold: Some(hold),

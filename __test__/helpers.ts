@@ -1,6 +1,7 @@
 // Shared fixtures for the specs: temporary files and what the kernel says about mappings.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -46,4 +47,9 @@ export function readFromAnotherProcess(file: string, offset: number, length: num
 /** Number of open file descriptors of this process. */
 export function openFdCount(): number {
   return fs.readdirSync('/proc/self/fd').length
+}
+
+/** pmem2's test-only counters (not in the typings): buffers unmap() would detach, and guards not yet finalized. */
+export const internals = createRequire(import.meta.url)('../index.js').__pmem2Internals as {
+  counts(mapping: unknown): { tracked: number; outstanding: number }
 }

@@ -5,12 +5,9 @@ import test from 'ava'
 import { setImmediate as tick } from 'node:timers/promises'
 
 import { mapFile } from '../index.mjs'
-import { kernelMappings, makeFile, MiB, tempDir } from './helpers.js'
+import { internals, kernelMappings, makeFile, MiB, tempDir } from './helpers.js'
 
 const gc = globalThis.gc as () => void
-const internals = (await import('../index.js')).default.__pmem2Internals as {
-  counts(mapping: unknown): { tracked: number; outstanding: number }
-}
 
 const KEPT = 1000
 const SHORT_LIVED = 200_000

@@ -61,6 +61,7 @@ for (const [name, node] of [
     // Getters pmem2 must read run, and may unmap the mapping in use: the call then sees it.
     t.deepEqual(out['persistRanges getter unmaps'], thrown('Pmem2Error', 'PMEM2_E_MAPPING_NOT_FOUND', 1))
     t.deepEqual(out['persistRanges proxy element'], thrown('TypeError', 'ERR_INVALID_ARG_TYPE'))
+    t.deepEqual(out['persistRanges proxy array'], thrown('TypeError', 'ERR_INVALID_ARG_TYPE'))
     t.deepEqual(out['mapFile options getters'], [{ ok: true, value: 65536, hooks: 2 }])
     t.deepEqual(out['mapFileAsync options getters'], [{ ok: true, value: 'function', hooks: 2 }])
     // valueOf is never called: an object is not a number.

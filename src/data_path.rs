@@ -151,14 +151,18 @@ impl FastOp for PersistRanges {
     const ARGS: usize = 2;
     fn run(env: &Env, args: &[Unknown]) -> Result<Option<sys::napi_value>> {
         let ranges = &args[1];
-        if !ranges.is_array()? {
-            return Err(error::type_error(
+        let not_an_array = || {
+            error::type_error(
                 env,
                 "The \"ranges\" argument must be an array of [offset, length] pairs",
-            ));
+            )
+        };
+        if !ranges.is_array()? {
+            return Err(not_an_array());
         }
         let array = ranges.coerce_to_object()?;
-        let count = array.get_array_length()?;
+        // A Proxy of an array passes `Array.isArray` but has no length Node-API can read.
+        let count = array.get_array_length().map_err(|_| not_an_array())?;
         // Never sized by `count`, which a sparse array sets at will: read element by element
         // (a getter may run, holding nothing) and grow as the elements prove to exist.
         let mut pairs: Vec<(usize, usize)> = Vec::new();

@@ -1,6 +1,7 @@
 // Shared fixtures for the specs: temporary files and what the kernel says about mappings.
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -121,4 +122,9 @@ export function node24(): string | undefined {
   return prerequisite('tests on Node 24', present, `cannot install ${pkg}@24 from the npm registry into .cache/node24`)
     ? binary(cache)
     : undefined
+}
+
+/** pmem2's test-only counters (not in the typings): buffers unmap() would detach, and guards not yet finalized. */
+export const internals = createRequire(import.meta.url)('../index.js').__pmem2Internals as {
+  counts(mapping: unknown): { tracked: number; outstanding: number }
 }

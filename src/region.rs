@@ -339,7 +339,8 @@ impl Region {
                         *state = State::Retired(range);
                         (false, Ok(()))
                     }
-                    Err(e) => (true, Err(e)), // the core unmapped the range
+                    // The core abandoned the range: it is never touched again.
+                    Err(e) => (true, Err(e)),
                 },
                 State::Mapped(map) => (true, map.unmap()),
                 other => {
@@ -566,7 +567,7 @@ pub(crate) mod teardown {
             *state = match std::mem::replace(&mut *state, State::Unmapped) {
                 State::Mapped(map) => match map.release_file() {
                     Ok(range) => State::Retired(range),
-                    Err(_) => State::Unmapped, // the core unmapped the range
+                    Err(_) => State::Unmapped, // the core abandoned the range
                 },
                 other => other,
             };

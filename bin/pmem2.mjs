@@ -276,7 +276,7 @@ function benchFile(target) {
 
 function bench(target) {
   const { file, where } = benchFile(target)
-  const mapping = mapFile(file, { size: BENCH_SIZE })
+  const mapping = mapFile(file, { size: BENCH_SIZE, create: true })
   const results = []
   try {
     const buffer = (() => {

@@ -270,6 +270,8 @@ pub(crate) fn record_flush(instruction: FlushInstruction, addr: usize) {
 }
 
 /// Records non-temporal stores of `len` bytes at `addr`; called right after them.
+// Only the x86_64 copy loops make non-temporal stores.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn record_stream(addr: *const u8, len: usize) {
     #[cfg(feature = "path-counters")]

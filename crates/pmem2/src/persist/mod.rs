@@ -15,10 +15,20 @@ use crate::config::Granularity;
 use std::io;
 use std::sync::OnceLock;
 
-#[cfg_attr(target_arch = "x86_64", path = "x86_64.rs")]
-#[cfg_attr(target_arch = "aarch64", path = "aarch64.rs")]
-#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), path = "generic.rs")]
-mod arch;
+// One plain `mod` per architecture (no `#[path]`), so that tools that read the module tree
+// without evaluating cfg, such as cargo-mutants, find each file.
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod generic;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+#[cfg(target_arch = "aarch64")]
+use aarch64 as arch;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+use generic as arch;
+#[cfg(target_arch = "x86_64")]
+use x86_64 as arch;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use arch::{Clflush, Clflushopt, Clwb};

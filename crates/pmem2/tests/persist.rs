@@ -95,22 +95,11 @@ fn page_persist_fn_reports_msync_failure() {
     let (_file, map) = file_map(Sharing::Shared);
     let persist = map.persist_fn();
     let page = pmem2::page_size();
-    // A range that is no longer mapped: msync fails with ENOMEM (msync never touches the
-    // memory, so this is harmless).
-    // SAFETY: a fresh anonymous page, unmapped at once.
-    let gone = unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            page,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        assert_ne!(p, libc::MAP_FAILED);
-        libc::munmap(p, page);
-        p.cast::<u8>()
-    };
+    // A range no mapping can ever occupy (the kernel half of the address space): msync fails
+    // with ENOMEM. A page unmapped just before would not do: another test thread's mmap can
+    // take it back in between, and msync then succeeds.
+    let gone = (usize::MAX - (usize::MAX >> 1)) as *const u8;
+    assert_eq!(gone as usize % page, 0);
     // SAFETY: deliberately outside any mapping to provoke the error (see above).
     let err = unsafe { persist(gone, 64) }.unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOMEM));

@@ -209,11 +209,15 @@ fn compile_oracle() -> Result<PathBuf, String> {
         ));
     }
     let flags = String::from_utf8(flags.stdout).unwrap();
+    // Compiled under a name of this process and renamed into place: test runners that run
+    // each test in its own process (nextest) compile it at the same time as others execute
+    // it, and exec of a file open for writing fails with ETXTBSY.
+    let partial = out.with_extension(format!("{}.partial", std::process::id()));
     let gcc = Command::new("gcc")
         .args(["-O1", "-Wall", "-Wextra", "-Werror"])
         .arg(&src)
         .arg("-o")
-        .arg(&out)
+        .arg(&partial)
         .args(flags.split_whitespace())
         .output()
         .map_err(|e| format!("cannot run gcc ({e}): {INSTALL}"))?;
@@ -224,6 +228,7 @@ fn compile_oracle() -> Result<PathBuf, String> {
         src.display(),
         String::from_utf8_lossy(&gcc.stderr)
     );
+    std::fs::rename(&partial, &out).unwrap();
     Ok(out)
 }
 

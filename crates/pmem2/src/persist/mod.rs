@@ -664,9 +664,72 @@ mod tests {
         assert_eq!(d.copy, CopyIsa::Libc);
     }
 
+    /// The CPU features the kernel lists in /proc/cpuinfo (`flags` on x86_64, `Features` on
+    /// arm64), and the vendor.
+    fn proc_cpuinfo() -> (std::collections::HashSet<String>, String) {
+        let text = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| {
+                    let (key, value) = l.split_once(':')?;
+                    (key.trim() == name).then(|| value.trim().to_owned())
+                })
+                .unwrap_or_default()
+        };
+        let flags = field(if cfg!(target_arch = "x86_64") { "flags" } else { "Features" });
+        (flags.split_whitespace().map(str::to_owned).collect(), field("vendor_id"))
+    }
+
+    /// The process's decision is libpmem2's for the features the kernel reports, which pmem2
+    /// reads with CPUID and XGETBV (or AT_HWCAP) instead, and the environment's overrides.
     #[test]
-    fn process_decision_is_stable() {
-        assert_eq!(cpu(), cpu());
-        assert_eq!(flush_instruction(), cpu().flush_instruction());
+    fn process_decision_follows_proc_cpuinfo() {
+        let (flags, vendor) = proc_cpuinfo();
+        assert!(!flags.is_empty(), "no feature list in /proc/cpuinfo");
+        let has = |f: &str| flags.contains(f);
+        let env = EnvOverrides::from_env();
+        let chosen = cpu();
+        assert!(std::ptr::eq(chosen, cpu()), "decided once");
+        let (flush, simd) = if cfg!(target_arch = "x86_64") {
+            let flush = if has("clwb") && !env.no_clwb {
+                FlushInstruction::Clwb
+            } else if has("clflushopt") && !env.no_clflushopt {
+                FlushInstruction::Clflushopt
+            } else {
+                FlushInstruction::Clflush
+            };
+            // The kernel drops avx and avx512f from the list when it does not save their state.
+            let simd = if has("avx512f") && !env.no_avx512f {
+                CopyIsa::Avx512f
+            } else if has("avx") && !env.no_avx {
+                CopyIsa::Avx
+            } else {
+                CopyIsa::Sse2
+            };
+            (flush, Some(simd))
+        } else if cfg!(target_arch = "aarch64") {
+            let flush = if has("dcpop") {
+                FlushInstruction::DcCvap
+            } else {
+                FlushInstruction::DcCvac
+            };
+            (flush, None)
+        } else {
+            (FlushInstruction::None, None)
+        };
+        let copy = match simd {
+            Some(isa) if !env.no_movnt => isa,
+            _ if env.no_generic_memcpy => CopyIsa::Libc,
+            _ => CopyIsa::Generic,
+        };
+        assert_eq!(chosen.flush_instruction(), flush, "{flags:?}");
+        assert_eq!(flush_instruction(), flush);
+        assert_eq!(chosen.copy_isa(), copy, "{flags:?}");
+        assert_eq!(copy_isa(), copy);
+        let movdir64b = simd.is_some() && !env.no_movnt && has("movdir64b") && env.movdir64b;
+        assert_eq!(chosen.movdir64b(), movdir64b);
+        assert_eq!(chosen.movnt_threshold(), env.movnt_threshold.unwrap_or(256));
+        let intel = vendor == "GenuineIntel";
+        assert_eq!(chosen.wc_workaround(), env.wc_workaround.unwrap_or(intel), "{vendor}");
     }
 }

@@ -22,7 +22,7 @@
 
 use pmem2::mem::counters::{self, Event};
 use pmem2::persist::{self, CopyIsa, FlushInstruction};
-use pmem2::{Config, Granularity, Mapping, MemFlags, Sharing, Source};
+use pmem2::{Config, Granularity, Mapping, MemFlags, Protection, Sharing, Source};
 use std::collections::BTreeSet;
 
 mod common;
@@ -371,7 +371,45 @@ fn leaf7_ebx(bit: u32) -> bool {
 
 #[test]
 fn cache_line_persist_and_copies_cover_exactly_their_lines() {
-    cache_line_case("cache_line_persist_and_copies_cover_exactly_their_lines", &[], || {});
+    cache_line_case("cache_line_persist_and_copies_cover_exactly_their_lines", &[], || {
+        inaccessible_cache_line_mappings_only_fence();
+    });
+}
+
+/// A CACHE_LINE mapping without read or write access (PROT_NONE, PROT_EXEC alone): a flush
+/// instruction there would fault, and nothing can have been stored through it, so persist is
+/// a fence alone and flush does nothing.
+fn inaccessible_cache_line_mappings_only_fence() {
+    for prot in [Protection::NONE, Protection::EXEC] {
+        let file = tempfile::tempfile().unwrap();
+        file.set_len(MAP_SIZE as u64).unwrap();
+        let mut config = Config::new();
+        config
+            .set_required_store_granularity(Granularity::CacheLine)
+            .set_protection(prot);
+        let map = Mapping::new(&config, &Source::from_fd(&file).unwrap()).unwrap();
+        assert_eq!(map.store_granularity(), Granularity::CacheLine);
+        let (persist, flush, drain) = (map.persist_fn(), map.flush_fn(), map.drain_fn());
+        for (offset, len) in [(0, MAP_SIZE), (100, 5000), (MAP_SIZE - 1, 1)] {
+            // SAFETY: the range is inside the live mapping; these functions touch no memory.
+            let ptr = unsafe { map.address().add(offset) };
+            let (r, events) = recorded(|| unsafe { persist(ptr, len) });
+            r.unwrap();
+            assert_eq!(events, [Event::Fence], "{prot:?} persist_fn");
+            // SAFETY: as above.
+            let (r, events) = recorded(|| unsafe { flush(ptr, len) });
+            r.unwrap();
+            assert_eq!(events, [], "{prot:?} flush_fn");
+            let ((), events) = recorded(drain);
+            assert_eq!(events, [Event::Fence], "{prot:?} drain_fn");
+            let (r, events) = recorded(|| map.persist(offset, len));
+            r.unwrap();
+            assert_eq!(events, [Event::Fence], "{prot:?} persist");
+            let (r, events) = recorded(|| map.flush(offset, len));
+            r.unwrap();
+            assert_eq!(events, [], "{prot:?} flush");
+        }
+    }
 }
 
 /// CLFLUSHOPT where the CPU has it (else the next choice, CLFLUSH).

@@ -10,15 +10,24 @@ import { makeFile, MiB, tempDir } from './helpers.js'
 
 const dir = tempDir()
 const index = fileURLToPath(new URL('../index.js', import.meta.url))
+// The kernel's list of CPU features: "flags" on x86_64, "Features" on arm64.
 const cpuFlags = new Set(
-  (/^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/),
+  (/^(?:flags|Features)\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/),
 )
 
 /** The cache-line flush a CPU with these flags should get, as libpmem2 chooses it. */
 function expectedFlush(env: Record<string, string>): string {
-  if (cpuFlags.has('clwb') && env.PMEM_NO_CLWB !== '1') return 'clwb'
-  if (cpuFlags.has('clflushopt') && env.PMEM_NO_CLFLUSHOPT !== '1') return 'clflushopt'
-  return 'clflush'
+  switch (process.arch) {
+    case 'x64':
+      if (cpuFlags.has('clwb') && env.PMEM_NO_CLWB !== '1') return 'clwb'
+      if (cpuFlags.has('clflushopt') && env.PMEM_NO_CLFLUSHOPT !== '1') return 'clflushopt'
+      return 'clflush'
+    case 'arm64':
+      // DC CVAP where the kernel reports DCPOP (HWCAP_DCPOP, "dcpop" in /proc/cpuinfo).
+      return cpuFlags.has('dcpop') ? 'dc cvap' : 'dc cvac'
+    default:
+      return 'none'
+  }
 }
 
 /** Maps `file` in a child process with `env` and reports what the mapping and platformInfo say. */
@@ -37,9 +46,10 @@ function inChild(file: string, env: Record<string, string>) {
   return JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...clean, ...env }, encoding: 'utf8' }))
 }
 
-test('x86_64 CPU flags: this machine has at least CLFLUSH', (t) => {
-  t.is(process.arch, 'x64')
-  t.true(cpuFlags.has('clflush'), [...cpuFlags].join(' '))
+test('the flush instruction follows the CPU features in /proc/cpuinfo (x64: CLFLUSH at least; arm64: DC CVAP with dcpop)', (t) => {
+  t.true(cpuFlags.size > 1, 'no CPU feature list in /proc/cpuinfo')
+  // CLFLUSH is part of SSE2, which every x86_64 CPU has; arm64 always has DC CVAC.
+  if (process.arch === 'x64') t.true(cpuFlags.has('clflush'), [...cpuFlags].join(' '))
   t.is(platformInfo().flushInstruction, expectedFlush(process.env as Record<string, string>))
 })
 

@@ -106,28 +106,40 @@ test('memmove handles overlap in both directions, like Buffer.copyWithin', (t) =
 })
 
 // The kernel's view of what persistence cost: msync for PAGE, no system call for CACHE_LINE.
-function msyncCalls(force: 'CACHE_LINE' | undefined, script: string): number {
+// Each msync as strace saw its arguments: [start - mapping address, length, flags].
+function msyncCalls(force: 'CACHE_LINE' | undefined, script: string): [number, number, string][] {
   const file = `${force ? dir : pageDir}/strace-${force ?? 'page'}`
   fs.writeFileSync(file, Buffer.alloc(1 << 20))
   const index = fileURLToPath(new URL('../index.js', import.meta.url))
   const code = `const p = require(${JSON.stringify(index)}); const m = p.mapFile(${JSON.stringify(file)});
-    process.stderr.write('<<<\\n'); ${script}; process.stderr.write('>>>\\n')`
-  const out = spawnSync('strace', ['-f', '--seccomp-bpf', '-e', 'trace=msync', process.execPath, '-e', code], {
+    process.stderr.write('<<<' + m.address.toString(16) + '\\n'); ${script}; process.stderr.write('>>>\\n')`
+  // -X raw: flags as a number (MS_SYNC is 4).
+  const out = spawnSync('strace', ['-f', '--seccomp-bpf', '-X', 'raw', '-e', 'trace=msync', process.execPath, '-e', code], {
     env: { ...process.env, ...(force ? granularityEnv(force) : {}) },
     encoding: 'utf8',
   })
   if (out.status !== 0) throw new Error(out.stderr)
-  const between = out.stderr.split('<<<')[1].split('>>>')[0]
-  return between.split('\n').filter((line) => /msync\(/.test(line)).length
+  const [address, between] = out.stderr.split('<<<')[1].split('>>>')[0].split(/\n(.*)/s)
+  const base = BigInt('0x' + address)
+  return [...between.matchAll(/msync\((0x[0-9a-f]+), (\d+), (\w+)\)/g)].map((m) => [
+    Number(BigInt(m[1]) - base),
+    Number(m[2]),
+    m[3],
+  ])
 }
 
 const withStrace = prerequisite('the strace tests', runs('strace', '-V'), 'apt-get install strace') ? test : test.skip
-withStrace('write and persist on PAGE call msync once; on CACHE_LINE they make no system call', (t) => {
-  t.is(msyncCalls(undefined, "m.write(100, Buffer.from('x'))"), 1)
-  t.is(msyncCalls(undefined, 'm.persist(100, 5000)'), 1)
-  t.is(msyncCalls(undefined, 'm.persistRanges([[0, 1], [8192, 1]])'), 2)
-  t.is(msyncCalls(undefined, "m.memcpy(0, Buffer.alloc(64), p.MEM_NOFLUSH)"), 0)
-  t.is(msyncCalls('CACHE_LINE', "m.write(100, Buffer.from('x')); m.persist(0, 4096)"), 0)
+withStrace('write and persist on PAGE call msync on the pages of the range (MS_SYNC); on CACHE_LINE they make no system call', (t) => {
+  // The page-aligned start, the length up to the end of the range, as libpmem2 passes them.
+  t.deepEqual(msyncCalls(undefined, "m.write(100, Buffer.from('x'))"), [[0, 101, '0x4']])
+  t.deepEqual(msyncCalls(undefined, 'm.persist(100, 5000)'), [[0, 5100, '0x4']])
+  t.deepEqual(msyncCalls(undefined, 'm.persist(3 * 4096 + 17, 1)'), [[3 * 4096, 18, '0x4']])
+  t.deepEqual(msyncCalls(undefined, 'm.persistRanges([[0, 1], [8192, 1]])'), [
+    [0, 1, '0x4'],
+    [8192, 1, '0x4'],
+  ])
+  t.deepEqual(msyncCalls(undefined, "m.memcpy(0, Buffer.alloc(64), p.MEM_NOFLUSH)"), [])
+  t.deepEqual(msyncCalls('CACHE_LINE', "m.write(100, Buffer.from('x')); m.persist(0, 4096)"), [])
 })
 
 test('persistRanges checks every range before flushing any', (t) => {

@@ -26,16 +26,31 @@
  * Output, one line per scenario:
  *
  *     ID src=RC size=RC:VALUE align=RC:VALUE off=RC map=RC msize=VALUE gran=GRANULARITY
+ *        addr=CLASS maps=PERMS sync=0|1 persist=MSYNCS
  *
  * RC is a libpmem2 return code (0, -errno or PMEM2_E_*). A field that was not reached is "-":
- * size and align are only asked for when the source was created, msize and gran only when
- * pmem2_map_new succeeded. "open" failing prints "src=open:-ERRNO".
+ * size and align are only asked for when the source was created, msize, gran and the fields
+ * after them only when pmem2_map_new succeeded. "open" failing prints "src=open:-ERRNO".
  * PMEM2_FORCE_GRANULARITY in the environment is honoured by libpmem2 itself.
+ *
+ * What a successful mapping is, as the kernel shows it (libpmem2 has no getter for most of it):
+ *
+ *   addr     the address's alignment: 1g, 2m, page or none
+ *   maps     the permissions /proc/self/maps shows over [addr, addr + msize), one entry's
+ *            "rw-s", several joined with ',', or "gap" if the range is not all mapped
+ *   sync     1 if /proc/self/smaps shows VmFlags "sf" (MAP_SYNC was granted)
+ *   persist  what pmem2_get_persist_fn's function did to [addr + P, addr + P + L) with
+ *            P = min(100, msize - 1) and L = min(5000, msize - P): every msync it made, as
+ *            "msync:START+LENGTH:FLAGS" relative to addr, joined with ','; "none" if it made
+ *            none; "-" if not probed (a CACHE_LINE or BYTE mapping without read or write
+ *            access, where libpmem2's flush would fault). Flushes and fences are invisible
+ *            from here; the msyncs are observed by the msync() defined below.
  *
  * "oracle --constants" instead prints the header's error codes, protection bits and enum
  * values, one "NAME VALUE" per line.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libpmem2.h>
@@ -43,8 +58,124 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/*
+ * Every msync of this process, libpmem2's included, goes through this definition: the oracle
+ * is linked with -rdynamic, so libpmem2's call binds to the executable's msync before libc's
+ * (main checks that it does). It records the arguments while `recording` is set and makes
+ * the system call itself.
+ */
+#define MAX_MSYNCS 64
+static struct {
+	uintptr_t addr;
+	size_t len;
+	int flags;
+} msyncs[MAX_MSYNCS];
+static int n_msyncs, recording;
+
+int msync(void *addr, size_t len, int flags)
+{
+	if (recording && n_msyncs < MAX_MSYNCS) {
+		msyncs[n_msyncs].addr = (uintptr_t)addr;
+		msyncs[n_msyncs].len = len;
+		msyncs[n_msyncs].flags = flags;
+		n_msyncs++;
+	}
+	return (int)syscall(SYS_msync, addr, len, flags);
+}
+
+static const char *addr_class(uintptr_t a)
+{
+	if (a % (1UL << 30) == 0)
+		return "1g";
+	if (a % (2UL << 20) == 0)
+		return "2m";
+	if (a % (uintptr_t)sysconf(_SC_PAGESIZE) == 0)
+		return "page";
+	return "none";
+}
+
+/* Prints " maps=PERMS" for [start, end) from /proc/self/maps (see the header comment). */
+static void print_maps(uintptr_t start, uintptr_t end)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512], perms[8], out[256] = "";
+	uintptr_t lo, hi, covered = start;
+	int gap = 0;
+	if (!f) {
+		fprintf(stderr, "oracle: /proc/self/maps: %s\n", strerror(errno));
+		exit(2);
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || hi <= start || lo >= end)
+			continue;
+		if (lo > covered)
+			gap = 1;
+		covered = hi;
+		/* The same permissions as the entry before are not repeated. */
+		const char *last = strrchr(out, ',');
+		last = last ? last + 1 : out;
+		if (strcmp(last, perms)) {
+			if (*out)
+				strcat(out, ",");
+			strcat(out, perms);
+		}
+	}
+	fclose(f);
+	printf(" maps=%s", gap || covered < end || !*out ? "gap" : out);
+}
+
+/* 1 if the /proc/self/smaps entry that starts at `start` has VmFlags "sf" (MAP_SYNC). */
+static int smaps_sync(uintptr_t start)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	uintptr_t lo, hi;
+	int in = 0, sync = 0;
+	if (!f) {
+		fprintf(stderr, "oracle: /proc/self/smaps: %s\n", strerror(errno));
+		exit(2);
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = lo == start;
+		else if (in && !strncmp(line, "VmFlags:", 8))
+			sync = strstr(line, " sf") != NULL;
+	}
+	fclose(f);
+	return sync;
+}
+
+/* Prints the fields after gran= for a successful mapping (see the header comment). */
+static void print_mapping(struct pmem2_map *map, enum pmem2_granularity gran, unsigned prot)
+{
+	uintptr_t addr = (uintptr_t)pmem2_map_get_address(map);
+	size_t size = pmem2_map_get_size(map);
+	printf(" addr=%s", addr_class(addr));
+	print_maps(addr, addr + size);
+	printf(" sync=%d", smaps_sync(addr));
+	if (gran != PMEM2_GRANULARITY_PAGE && !(prot & (PMEM2_PROT_READ | PMEM2_PROT_WRITE))) {
+		printf(" persist=-");
+		return;
+	}
+	size_t p = size > 100 ? 100 : size - 1;
+	size_t l = size - p < 5000 ? size - p : 5000;
+	pmem2_persist_fn persist = pmem2_get_persist_fn(map);
+	n_msyncs = 0;
+	recording = 1;
+	persist((char *)addr + p, l);
+	recording = 0;
+	printf(" persist=");
+	if (!n_msyncs)
+		printf("none");
+	for (int i = 0; i < n_msyncs; i++)
+		printf("%smsync:%lu+%zu:%d", i ? "," : "", (unsigned long)(msyncs[i].addr - addr),
+		       msyncs[i].len, msyncs[i].flags);
+}
 
 static const char *gran_name(enum pmem2_granularity g)
 {
@@ -177,7 +308,8 @@ static void run(char *line)
 		int open_err = 0;
 		fd = open_fd(mode, path, &open_err);
 		if (fd == -2) {
-			printf("%s src=open:%d size=- align=- off=- map=- msize=- gran=-\n", id, -open_err);
+			printf("%s src=open:%d size=- align=- off=- map=- msize=- gran=- addr=- maps=- sync=- persist=-\n",
+			       id, -open_err);
 			return;
 		}
 		close_after = !strcmp(mode, "closed_after");
@@ -191,7 +323,7 @@ static void run(char *line)
 
 	printf("%s src=%d", id, rc);
 	if (rc != 0) {
-		printf(" size=- align=- off=- map=- msize=- gran=-\n");
+		printf(" size=- align=- off=- map=- msize=- gran=- addr=- maps=- sync=- persist=-\n");
 		goto out;
 	}
 
@@ -223,14 +355,16 @@ static void run(char *line)
 	rc = pmem2_map_new(&map, cfg, src);
 	printf(" map=%d", rc);
 	if (rc == 0) {
-		printf(" msize=%zu gran=%s\n", pmem2_map_get_size(map),
-		       gran_name(pmem2_map_get_store_granularity(map)));
+		enum pmem2_granularity effective = pmem2_map_get_store_granularity(map);
+		printf(" msize=%zu gran=%s", pmem2_map_get_size(map), gran_name(effective));
+		print_mapping(map, effective, prot);
+		printf("\n");
 		if (pmem2_map_delete(&map)) {
 			fprintf(stderr, "oracle: pmem2_map_delete failed\n");
 			exit(2);
 		}
 	} else {
-		printf(" msize=- gran=-\n");
+		printf(" msize=- gran=- addr=- maps=- sync=- persist=-\n");
 	}
 	pmem2_config_delete(&cfg);
 out:
@@ -298,6 +432,10 @@ int main(int argc, char **argv)
 	if (argc == 2 && !strcmp(argv[1], "--constants")) {
 		print_constants();
 		return 0;
+	}
+	if (dlsym(RTLD_DEFAULT, "msync") != (void *)msync) {
+		fprintf(stderr, "oracle: libpmem2's msync calls would not be observed: link with -rdynamic\n");
+		return 2;
 	}
 	char line[8192];
 	while (fgets(line, sizeof(line), stdin))

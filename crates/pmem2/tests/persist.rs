@@ -112,22 +112,11 @@ fn page_persist_fn_reports_msync_failure() {
     let (_file, map) = page_map();
     let persist = map.persist_fn();
     let page = pmem2::page_size();
-    // A range that is no longer mapped: msync fails with ENOMEM (msync never touches the
-    // memory, so this is harmless).
-    // SAFETY: a fresh anonymous page, unmapped at once.
-    let gone = unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            page,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        assert_ne!(p, libc::MAP_FAILED);
-        libc::munmap(p, page);
-        p.cast::<u8>()
-    };
+    // A range no mapping can ever occupy (the kernel half of the address space): msync fails
+    // with ENOMEM. A page unmapped just before would not do: another test thread's mmap can
+    // take it back in between, and msync then succeeds.
+    let gone = (usize::MAX - (usize::MAX >> 1)) as *const u8;
+    assert_eq!(gone as usize % page, 0);
     // SAFETY: deliberately outside any mapping to provoke the error (see above).
     let err = unsafe { persist(gone, 64) }.unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOMEM));
@@ -209,10 +198,20 @@ fn no_clwb_no_clflushopt() {
     );
 }
 
-/// Under strace: a PAGE persist makes an msync system call, a CACHE_LINE persist none.
+/// Under strace: a PAGE persist makes exactly the msync system call libpmem2 makes (the
+/// page-aligned start, the length up to the end of the range, `MS_SYNC`), a CACHE_LINE persist
+/// none. The child prints the mapping's address; the kernel's view of the arguments is
+/// compared with it.
 #[test]
 fn strace_sees_msync_only_for_page() {
     const MODE: &str = "PMEM2_PERSIST_STRACE_MODE";
+    // (offset, length) of each persist, and the msync (offset of its start, length) it needs.
+    const PERSISTS: [(usize, usize, usize, usize); 4] = [
+        (0, 4096, 0, 4096),
+        (100, 5000, 0, 5100),
+        (3 * 4096 + 17, 1, 3 * 4096, 18),
+        ((20 << 20) - 1, 1, (20 << 20) - 4096, 4096),
+    ];
     if let Ok(mode) = std::env::var(MODE) {
         if std::env::var(CHILD_ENV).as_deref() != Ok("strace_sees_msync_only_for_page") {
             return;
@@ -223,11 +222,14 @@ fn strace_sees_msync_only_for_page() {
             file_map(Sharing::Shared)
         };
         map.write(0, &[1; 4096]).unwrap();
-        // Markers around the persists, visible in the trace as getpid calls.
-        // SAFETY: getpid has no preconditions.
+        use std::io::Write;
+        // Not captured by the test harness: the parent reads it.
+        writeln!(std::io::stdout(), "mapping at {:#x}", map.address() as usize).unwrap();
+        // Markers around the persists, visible in the trace as getppid calls.
+        // SAFETY: getppid has no preconditions.
         unsafe { libc::syscall(libc::SYS_getppid) };
-        for _ in 0..3 {
-            map.persist(0, 4096).unwrap();
+        for (offset, len, _, _) in PERSISTS {
+            map.persist(offset, len).unwrap();
         }
         // SAFETY: as above.
         unsafe { libc::syscall(libc::SYS_getppid) };
@@ -246,14 +248,16 @@ fn strace_sees_msync_only_for_page() {
     ) {
         return;
     }
-    let cases = [
-        ("page", Vec::new(), 3),
-        ("cl", granularity_env(Granularity::CacheLine), 0),
-    ];
-    for (mode, env, want) in cases {
+    assert_eq!(
+        pmem2::page_size(),
+        4096,
+        "the expected msync lengths assume 4 KiB pages"
+    );
+    let cases = [("page", Vec::new()), ("cl", granularity_env(Granularity::CacheLine))];
+    for (mode, env) in cases {
         let log = tempfile::NamedTempFile::new().unwrap();
         let out = Command::new("strace")
-            .args(["-f", "-qq", "-e", "trace=msync,getppid", "-o"])
+            .args(["-f", "-qq", "-X", "raw", "-e", "trace=msync,getppid", "-o"])
             .arg(log.path())
             .arg(std::env::current_exe().unwrap())
             .args(["strace_sees_msync_only_for_page", "--exact", "--test-threads=1"])
@@ -264,12 +268,40 @@ fn strace_sees_msync_only_for_page() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let base = stdout
+            .split_once("mapping at 0x")
+            .map(|(_, rest)| rest.split(|c: char| !c.is_ascii_hexdigit()).next().unwrap())
+            .map(|hex| usize::from_str_radix(hex, 16).unwrap())
+            .unwrap_or_else(|| panic!("no address from the child: {stdout}"));
         let trace = std::fs::read_to_string(log.path()).unwrap();
         let between: Vec<&str> = trace
             .split("getppid")
             .nth(1)
             .map(|s| s.lines().filter(|l| l.contains("msync(")).collect())
             .unwrap_or_default();
-        assert_eq!(between.len(), want, "{mode}: {trace}");
+        // strace -X raw prints the flags as a number: msync(0x7f..., 5100, 0x4) = 0
+        let seen: Vec<(usize, usize, String)> = between
+            .iter()
+            .map(|line| {
+                let args = line.split_once("msync(").unwrap().1;
+                let args = args.split_once(')').unwrap().0;
+                let parts: Vec<&str> = args.split(", ").collect();
+                assert_eq!(parts.len(), 3, "{line}");
+                let addr = usize::from_str_radix(parts[0].trim_start_matches("0x"), 16).unwrap();
+                (addr, parts[1].parse().unwrap(), parts[2].to_owned())
+            })
+            .collect();
+        let want: Vec<(usize, usize, String)> = match mode {
+            "page" => PERSISTS
+                .iter()
+                .map(|&(_, _, from, len)| (base + from, len, format!("{:#x}", libc::MS_SYNC)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        assert_eq!(
+            seen, want,
+            "{mode}: msync(addr, len, flags) between the markers:\n{trace}"
+        );
     }
 }

@@ -1,10 +1,19 @@
-//! Path counters: which copy variant, flush, fence and msync actually ran.
+//! Path counters: which copy variant, flush, fence and msync actually ran, and what each
+//! flush instruction, non-temporal store and msync covered.
 //!
 //! With the `path-counters` feature, once `reset()` has been called, every copy variant,
 //! range flush, fence, msync and deep-flush write increments a per-thread counter, so tests
 //! can check the instruction path instead of assuming it. Until then only a relaxed load is
 //! paid (the crate's benches get the feature through the dev-dependency). Without the feature the hooks compile to nothing and only the
 //! [`Variant`] description types remain.
+//!
+//! The counters count calls. What a persist really covered is in the [`Event`] log that
+//! [`record`] starts and [`take_events`] returns: every cache-line flush with the address it
+//! was given, every non-temporal store with its bytes, every store fence, and every msync
+//! with its arguments. Each event is recorded by the function that issues the instruction
+//! or system call, right after it, so a wrapper that stops calling it loses the event too.
+//! (That the instruction itself is still there is checked on the release build's disassembly
+//! by `scripts/check-instructions`.)
 //!
 //! ```
 //! # #[cfg(feature = "path-counters")] {
@@ -21,6 +30,10 @@
 #![cfg_attr(not(feature = "path-counters"), allow(dead_code))]
 
 use crate::persist::{CopyIsa, FlushInstruction, FlushMode};
+#[cfg(feature = "path-counters")]
+use std::cell::RefCell;
+#[cfg(feature = "path-counters")]
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The operation of a copy variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,6 +196,134 @@ pub(crate) fn count_fence() {
 pub(crate) fn count_deep_flush_write() {
     #[cfg(feature = "path-counters")]
     imp::bump(imp::DEEP);
+}
+
+/// One instruction or system call that moves stores towards persistence, as recorded where it
+/// is issued (see [`record`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// A cache-line flush instruction (CLWB, CLFLUSHOPT, CLFLUSH, `DC CVAP`, `DC CVAC`) given
+    /// `addr`; it writes back the whole line containing it.
+    Flush {
+        /// The instruction.
+        instruction: FlushInstruction,
+        /// The address operand.
+        addr: usize,
+    },
+    /// Non-temporal stores (MOVNT*, MOVDIR64B) of the `len` bytes at `addr`.
+    Stream {
+        /// The first byte stored.
+        addr: usize,
+        /// How many bytes.
+        len: usize,
+    },
+    /// A store fence (SFENCE; `DMB ISHST` on aarch64; a full fence elsewhere).
+    Fence,
+    /// `msync(addr, len, flags)`, as passed to the system call.
+    Msync {
+        /// The start address (page aligned).
+        addr: usize,
+        /// The length in bytes (the kernel rounds it up to whole pages).
+        len: usize,
+        /// The flags (`MS_SYNC`).
+        flags: i32,
+    },
+}
+
+#[cfg(feature = "path-counters")]
+mod log {
+    use super::*;
+
+    /// How many threads are recording: the hooks in the copy loops pay one relaxed load
+    /// while nobody records.
+    pub(super) static RECORDERS: AtomicUsize = AtomicUsize::new(0);
+
+    thread_local! {
+        pub(super) static EVENTS: RefCell<Option<Vec<Event>>> = const { RefCell::new(None) };
+    }
+
+    #[inline(always)]
+    pub(super) fn push(event: Event) {
+        if RECORDERS.load(Ordering::Relaxed) != 0 {
+            push_slow(event);
+        }
+    }
+
+    #[inline(never)]
+    fn push_slow(event: Event) {
+        // `try_with`: a flush from a thread-local destructor finds the log gone.
+        let _ = EVENTS.try_with(|log| {
+            if let Some(events) = log.borrow_mut().as_mut() {
+                events.push(event);
+            }
+        });
+    }
+}
+
+/// Records a cache-line flush instruction given `addr`; called right after the instruction.
+#[inline(always)]
+pub(crate) fn record_flush(instruction: FlushInstruction, addr: usize) {
+    #[cfg(feature = "path-counters")]
+    log::push(Event::Flush { instruction, addr });
+    #[cfg(not(feature = "path-counters"))]
+    let _ = (instruction, addr);
+}
+
+/// Records non-temporal stores of `len` bytes at `addr`; called right after them.
+// Only the x86_64 copy loops make non-temporal stores.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn record_stream(addr: *const u8, len: usize) {
+    #[cfg(feature = "path-counters")]
+    log::push(Event::Stream {
+        addr: addr as usize,
+        len,
+    });
+    #[cfg(not(feature = "path-counters"))]
+    let _ = (addr, len);
+}
+
+/// Records a store fence; called right after the instruction.
+#[inline(always)]
+pub(crate) fn record_fence() {
+    #[cfg(feature = "path-counters")]
+    log::push(Event::Fence);
+}
+
+/// Records the arguments of an msync system call; called right after it returned.
+#[inline(always)]
+pub(crate) fn record_msync(addr: *const u8, len: usize, flags: i32) {
+    #[cfg(feature = "path-counters")]
+    log::push(Event::Msync {
+        addr: addr as usize,
+        len,
+        flags,
+    });
+    #[cfg(not(feature = "path-counters"))]
+    let _ = (addr, len, flags);
+}
+
+/// Starts recording this thread's [`Event`]s, discarding any earlier unreturned log.
+#[cfg(feature = "path-counters")]
+pub fn record() {
+    log::EVENTS.with(|log| {
+        if log.borrow_mut().replace(Vec::new()).is_none() {
+            log::RECORDERS.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+}
+
+/// Stops recording on this thread and returns the events since [`record`], in order (empty
+/// if this thread was not recording).
+#[cfg(feature = "path-counters")]
+pub fn take_events() -> Vec<Event> {
+    log::EVENTS.with(|log| match log.borrow_mut().take() {
+        Some(events) => {
+            log::RECORDERS.fetch_sub(1, Ordering::Relaxed);
+            events
+        }
+        None => Vec::new(),
+    })
 }
 
 /// How often this thread ran `v` since the last [`reset`].

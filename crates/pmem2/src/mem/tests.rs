@@ -307,3 +307,14 @@ fn movnt_align_cases() {
         both.verify_all(&imp.name);
     }
 }
+
+/// A failed msync after a copy reports its own errno; an error without one is EIO.
+#[test]
+fn msync_errors_keep_their_errno() {
+    use std::io;
+    for errno in [libc::ENOMEM, libc::EIO, libc::EBUSY, libc::EINVAL] {
+        assert_eq!(super::errno_of(io::Error::from_raw_os_error(errno)), errno);
+        assert_eq!(super::msync_error(io::Error::from_raw_os_error(errno)).code(), -errno);
+    }
+    assert_eq!(super::errno_of(io::Error::other("no errno")), libc::EIO);
+}

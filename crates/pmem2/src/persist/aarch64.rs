@@ -6,6 +6,7 @@
 #![allow(unsafe_code)]
 
 use super::{CpuFeatures, FlushInstruction, CACHE_LINE_SIZE};
+use crate::mem::counters::{record_fence, record_flush};
 use std::arch::asm;
 
 /// No SIMD copy routines; the flush instruction from `AT_HWCAP`.
@@ -39,6 +40,7 @@ pub(super) fn flush_range(kind: FlushInstruction, start: usize, end: usize) {
             // SAFETY: DC CVAC is baseline ARMv8; the line is in a live mapping.
             unsafe { asm!("dc cvac, {0}", in(reg) line, options(nostack, preserves_flags)) };
         }
+        record_flush(kind, line);
         line += CACHE_LINE_SIZE;
     }
 }
@@ -47,4 +49,5 @@ pub(super) fn flush_range(kind: FlushInstruction, start: usize, end: usize) {
 pub(super) fn store_fence() {
     // SAFETY: a barrier has no operands.
     unsafe { asm!("dmb ishst", options(nostack, preserves_flags)) };
+    record_fence();
 }

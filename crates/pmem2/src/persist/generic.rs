@@ -14,4 +14,5 @@ pub(super) fn flush_range(_kind: FlushInstruction, _start: usize, _end: usize) {
 
 pub(super) fn store_fence() {
     fence(Ordering::SeqCst);
+    crate::mem::counters::record_fence();
 }

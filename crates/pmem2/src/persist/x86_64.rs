@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 
 use super::{CpuFeatures, FlushInstruction, FlushMode, Flusher, CACHE_LINE_SIZE};
+use crate::mem::counters::{record_fence, record_flush};
 use std::arch::asm;
 use std::arch::x86_64::{__cpuid, __cpuid_count};
 
@@ -69,6 +70,7 @@ impl Flusher for Clwb {
         // SAFETY: CLWB was reported by CPUID (this type is chosen only then); the address
         // is inside a live mapping and the instruction does not change memory.
         unsafe { asm!("clwb [{0}]", in(reg) addr, options(nostack, preserves_flags)) };
+        record_flush(FlushInstruction::Clwb, addr as usize);
     }
 }
 
@@ -83,6 +85,7 @@ impl Flusher for Clflushopt {
     fn flush_line(addr: *const u8) {
         // SAFETY: CLFLUSHOPT was reported by CPUID; the address is inside a live mapping.
         unsafe { asm!("clflushopt [{0}]", in(reg) addr, options(nostack, preserves_flags)) };
+        record_flush(FlushInstruction::Clflushopt, addr as usize);
     }
 }
 
@@ -97,6 +100,7 @@ impl Flusher for Clflush {
     fn flush_line(addr: *const u8) {
         // SAFETY: CLFLUSH is baseline on x86_64; the address is inside a live mapping.
         unsafe { asm!("clflush [{0}]", in(reg) addr, options(nostack, preserves_flags)) };
+        record_flush(FlushInstruction::Clflush, addr as usize);
     }
 }
 
@@ -117,6 +121,7 @@ pub(super) fn flush_range(kind: FlushInstruction, start: usize, end: usize) {
 pub(super) fn store_fence() {
     // SAFETY: SFENCE is baseline on x86_64 and has no operands.
     unsafe { asm!("sfence", options(nostack, preserves_flags)) };
+    record_fence();
 }
 
 #[cfg(test)]

@@ -273,9 +273,11 @@ pub unsafe fn unmap(addr: NonNull<u8>, len: usize) -> Result<()> {
 /// # Safety
 /// `addr` must be page aligned and the range must lie inside a mapping of this process.
 pub unsafe fn msync(addr: *const u8, len: usize) -> Result<()> {
+    const FLAGS: libc::c_int = libc::MS_SYNC;
     loop {
         // SAFETY: guaranteed by the caller; msync does not read or write the memory.
-        let rc = unsafe { libc::msync(addr as *mut libc::c_void, len, libc::MS_SYNC) };
+        let rc = unsafe { libc::msync(addr as *mut libc::c_void, len, FLAGS) };
+        crate::mem::counters::record_msync(addr, len, FLAGS);
         if rc == 0 {
             return Ok(());
         }

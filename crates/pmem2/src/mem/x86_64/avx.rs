@@ -40,6 +40,7 @@ impl Simd for Avx {
             _mm256_stream_si256(dst.cast(), v[0]);
             _mm256_stream_si256(dst.add(32).cast(), v[1]);
         }
+        crate::mem::counters::record_stream(dst, 64);
     }
 
     #[inline(always)]

@@ -33,7 +33,8 @@ impl Simd for Avx512 {
     #[inline(always)]
     unsafe fn stream(dst: *mut u8, v: Self::V) {
         // SAFETY: as `store`.
-        unsafe { _mm512_stream_si512(dst.cast(), v) }
+        unsafe { _mm512_stream_si512(dst.cast(), v) };
+        crate::mem::counters::record_stream(dst, 64);
     }
 
     #[inline(always)]

@@ -20,7 +20,7 @@
 //! that the ISA of the entry point was detected (CPUID + XGETBV) before it was chosen.
 #![allow(unsafe_code)]
 
-use super::counters::{count, Op, Variant};
+use super::counters::{count, record_fence, record_stream, Op, Variant};
 use super::Ops;
 use crate::persist::{self, CopyIsa, Flusher};
 use std::arch::asm;
@@ -75,6 +75,7 @@ pub(super) trait Simd {
 fn sfence() {
     // SAFETY: SFENCE is baseline on x86_64 and has no operands.
     unsafe { asm!("sfence", options(nostack, preserves_flags)) };
+    record_fence();
 }
 
 /// Copies `1..=64` bytes, loading all of them before storing any (memmove-safe). Sizes
@@ -185,6 +186,7 @@ unsafe fn stream_tail(dst: *mut u8, src: *const u8, len: usize) -> bool {
             _ => return false,
         }
     }
+    record_stream(dst, len);
     true
 }
 
@@ -209,6 +211,7 @@ unsafe fn stream_tail_set(dst: *mut u8, value: u8, len: usize) -> bool {
             _ => return false,
         }
     }
+    record_stream(dst, len);
     true
 }
 
@@ -518,6 +521,7 @@ unsafe fn movdir64b(dst: *mut u8, src: *const u8) {
     unsafe {
         asm!(".byte 0x66, 0x0f, 0x38, 0xf8, 0x02", in("rax") dst, in("rdx") src, options(nostack, preserves_flags))
     };
+    record_stream(dst, LINE);
 }
 
 /// # Safety

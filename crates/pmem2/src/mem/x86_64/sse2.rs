@@ -50,6 +50,7 @@ impl Simd for Sse2 {
             _mm_stream_si128(dst.add(32).cast(), v[2]);
             _mm_stream_si128(dst.add(48).cast(), v[3]);
         }
+        crate::mem::counters::record_stream(dst, 64);
     }
 
     #[inline(always)]

@@ -64,10 +64,14 @@ export declare interface Mapping {
   /**
    * Makes `[offset, offset+length)` durable: msync for PAGE, cache-line flushes and a fence
    * for CACHE_LINE, a fence for BYTE. A range outside the mapping is a RangeError.
+   * `persist()` covers the whole mapping; `persist(offset)` covers `offset` to the end.
    */
-  persist(offset: number | bigint, length: number | bigint): void
-  /** Flushes `[offset, offset+length)` without waiting; `drain()` completes it. */
-  flush(offset: number | bigint, length: number | bigint): void
+  persist(offset?: number | bigint, length?: number | bigint): void
+  /**
+   * Flushes `[offset, offset+length)` without waiting; `drain()` completes it. As with
+   * `persist`, an omitted offset is 0 and an omitted length reaches the end of the mapping.
+   */
+  flush(offset?: number | bigint, length?: number | bigint): void
   /** Waits for earlier flushes to complete. */
   drain(): void
   /**
@@ -86,18 +90,31 @@ export declare interface Mapping {
   persistRanges(ranges: ReadonlyArray<readonly [offset: number | bigint, length: number | bigint]>): void
 }
 
-/** Options of `mapFile` and `mapFileAsync`. */
+/**
+ * Options of `mapFile` and `mapFileAsync`. Any other key is a `TypeError` with code
+ * `ERR_INVALID_ARG_VALUE` (`Unknown option 'sise'`): a misspelt option is never ignored.
+ */
 export interface MapFileOptions {
   /** Make the file at least this many bytes, allocating its blocks (`posix_fallocate`). */
   size?: number | bigint
-  /** Create the file if it does not exist. */
+  /**
+   * Create the file if it does not exist; `size` is then required (an empty file cannot be
+   * mapped), and without it nothing is created (`EINVAL`).
+   */
   create?: boolean
   /** The coarsest granularity the program can work with (default `Granularity.Page`). */
   granularity?: Granularity
   /** Open read-only and map with `PROT_READ` (no `buffer`; use `read()`). */
   readOnly?: boolean
-  /** `Sharing.Shared` (default) or `Sharing.Private`. */
+  /**
+   * `Sharing.Shared` (default) or `Sharing.Private` (copy-on-write: the file is opened
+   * read-only unless `create` or `size` must change it).
+   */
   sharing?: Sharing
+  /** Where the mapping starts in the file: a multiple of the page size (default 0). */
+  offset?: number | bigint
+  /** How many bytes to map from `offset` (default: to the end of the file). */
+  length?: number | bigint
 }
 
 /**
@@ -180,9 +197,10 @@ export declare class Mapping {
   /**
    * Like `persist`, on the libuv thread pool: PAGE persists (msync) do not block the event
    * loop. Rejects with the same `Pmem2Error`s. The mapping stays mapped until the promise
-   * settles, even if the Mapping object is collected meanwhile.
+   * settles, even if the Mapping object is collected meanwhile. Without arguments it covers
+   * the whole mapping; without `length`, `offset` to the end.
    */
-  persistAsync(offset: number | bigint, length: number | bigint): Promise<void>
+  persistAsync(offset?: number | bigint, length?: number | bigint): Promise<void>
   /**
    * A zero-copy Buffer over the mapped bytes (the same Buffer on every access).
    *
@@ -272,8 +290,9 @@ export declare function map(config: Config): Mapping
 export declare function mapAsync(config: Config, source: Source): Promise<Mapping>
 
 /**
- * Opens `path` (creating it and allocating `size` bytes when asked), maps the whole file and
- * closes the fd. Defaults: existing file, read-write, shared, PAGE granularity.
+ * Opens `path` (creating it and allocating `size` bytes when asked), maps the whole file (or
+ * the window `offset`/`length`) and closes the fd. Defaults: existing file, read-write,
+ * shared, PAGE granularity. An unknown option key is a `TypeError`.
  *
  * ```ts
  * const log = mapFile('/mnt/pmem/log', { size: 1 << 20, create: true })

@@ -1,11 +1,12 @@
 // mapFile(path, options), read-only mappings, and mappings larger than the largest Buffer.
 import test from 'ava'
 import { constants as bufferConstants } from 'node:buffer'
+import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 
-import { Granularity, mapFile, Pmem2Error, PROT_READ, PROT_WRITE, Sharing } from '../index.mjs'
-import { makeFile, MiB, openFdCount, PAGE, readFromAnotherProcess, tempDir } from './helpers.js'
+import { Granularity, mapFile, mapFileAsync, Pmem2Error, PROT_READ, PROT_WRITE, Sharing } from '../index.mjs'
+import { kernelMappings, makeFile, MiB, openFdCount, PAGE, prerequisite, readFromAnotherProcess, tempDir } from './helpers.js'
 
 const dir = tempDir()
 const GiB = 2 ** 30
@@ -131,4 +132,90 @@ test('a 5 GiB mapping: buffer covers it where a Buffer may be that large (Node 2
   mapping.unmap()
   t.is(view.length, 0, 'views are detached by unmap() like buffer')
   t.is(last.length, 0)
+})
+
+test('mapFile offset and length map a window of the file: the kernel maps that file offset, stores land there', async (t) => {
+  const file = makeFile(dir, 'window', 4 * PAGE)
+  const fd = fs.openSync(file, 'r+')
+  for (let page = 0; page < 4; page++) fs.writeSync(fd, `page ${page}`, page * PAGE)
+  fs.closeSync(fd)
+  const mapping = mapFile(file, { offset: PAGE, length: 2 * PAGE })
+  t.is(mapping.size, 2 * PAGE)
+  const [line, ...more] = kernelMappings(mapping.address, mapping.size)
+  t.deepEqual(more, [], line)
+  t.is(line.split(/\s+/)[2], PAGE.toString(16).padStart(8, '0'), 'the file offset /proc/self/maps shows')
+  t.is(mapping.read(0, 6).toString(), 'page 1')
+  t.is(mapping.read(PAGE, 6).toString(), 'page 2')
+  mapping.write(PAGE + 6, Buffer.from('!'))
+  t.is(readFromAnotherProcess(file, 2 * PAGE, 7).toString(), 'page 2!')
+  mapping.unmap()
+  // offset alone maps to the end; length alone from the start; bigints work; so does the async form.
+  const tail = mapFile(file, { offset: 3n * BigInt(PAGE) })
+  t.is(tail.size, PAGE)
+  t.is(tail.read(0, 6).toString(), 'page 3')
+  tail.unmap()
+  const head = await mapFileAsync(file, { length: BigInt(PAGE) })
+  t.is(head.size, PAGE)
+  t.is(head.read(0, 6).toString(), 'page 0')
+  head.unmap()
+  // Checked as mapNew checks them.
+  t.throws(() => mapFile(file, { offset: 100 }), { instanceOf: Pmem2Error, code: 'PMEM2_E_OFFSET_UNALIGNED' })
+  t.throws(() => mapFile(file, { offset: 2 * PAGE, length: 3 * PAGE }), { instanceOf: Pmem2Error, code: 'PMEM2_E_MAP_RANGE' })
+  t.throws(() => mapFile(file, { offset: -PAGE }), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => mapFile(file, { length: '4096' as never }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+})
+
+test('an unknown mapFile option is a TypeError naming it, and nothing is created', async (t) => {
+  const file = path.join(dir, 'typo')
+  const fds = openFdCount()
+  const sise = { instanceOf: TypeError, code: 'ERR_INVALID_ARG_VALUE', message: /^Unknown option 'sise': mapFile takes size, create/ }
+  t.throws(() => mapFile(file, { sise: MiB, create: true } as never), sise)
+  t.throws(() => mapFileAsync(file, { sise: MiB, create: true } as never), sise)
+  t.false(fs.existsSync(file))
+  t.is(openFdCount(), fds)
+  t.throws(() => mapFile(file, { size: MiB, create: true, 0: 1 } as never), { code: 'ERR_INVALID_ARG_VALUE', message: /'0'/ })
+  t.throws(() => mapFile(file, { size: MiB, create: true, readonly: true } as never), { message: /'readonly'/ })
+  t.false(fs.existsSync(file))
+  // Only own enumerable string keys count: inherited, hidden and symbol keys are not options.
+  const options = Object.create({ inherited: true }, { hidden: { value: 1, enumerable: false } })
+  options[Symbol('tag')] = 1
+  options.size = MiB
+  options.create = true
+  const mapping = mapFile(file, options)
+  t.is(mapping.size, MiB)
+  mapping.unmap()
+})
+
+test('create without size is refused before anything is created, by both forms', async (t) => {
+  const file = path.join(dir, 'no-size')
+  t.throws(() => mapFile(file, { create: true }), { instanceOf: Pmem2Error, code: 'EINVAL', message: /needs a size/ })
+  await t.throwsAsync(mapFileAsync(file, { create: true }), { instanceOf: Pmem2Error, code: 'EINVAL' })
+  t.throws(() => mapFile(file, { create: true, size: 0 }), { code: 'EINVAL' })
+  t.false(fs.existsSync(file))
+})
+
+// chattr +a needs e2fsprogs, CAP_LINUX_IMMUTABLE and a filesystem that supports the attribute.
+const canAppendOnly = (() => {
+  const probe = makeFile(dir, 'append-only-probe', 0)
+  const set = spawnSync('chattr', ['+a', probe], { encoding: 'utf8' })
+  spawnSync('chattr', ['-a', probe])
+  const why = set.error ? String(set.error) : set.stderr.trim()
+  return prerequisite('the append-only mapFile test', set.status === 0, `cannot chattr +a (${why}); needs e2fsprogs and CAP_LINUX_IMMUTABLE`)
+})()
+;(canAppendOnly ? test : test.skip)('a private mapFile opens the file read-only: an append-only file maps privately, not shared', (t) => {
+  const file = makeFile(dir, 'append-only', MiB)
+  fs.writeFileSync(file, 'append only', { flag: 'r+' })
+  execFileSync('chattr', ['+a', file])
+  t.teardown(() => execFileSync('chattr', ['-a', file]))
+  // The kernel refuses a read-write open of an append-only file (EPERM): a shared mapping needs one.
+  t.throws(() => mapFile(file), { instanceOf: Pmem2Error, code: 'EPERM' })
+  const readOnly = mapFile(file, { readOnly: true, sharing: Sharing.Private })
+  t.is(readOnly.protection, PROT_READ)
+  t.is(readOnly.read(0, 11).toString(), 'append only')
+  readOnly.unmap()
+  const copyOnWrite = mapFile(file, { sharing: Sharing.Private })
+  copyOnWrite.write(0, Buffer.from('APPEND'))
+  t.is(copyOnWrite.read(0, 11).toString(), 'APPEND only')
+  copyOnWrite.unmap()
+  t.is(readFromAnotherProcess(file, 0, 11).toString(), 'append only')
 })

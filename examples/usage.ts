@@ -70,6 +70,11 @@ buffer.write('hello', 0)
 mapping.persist(0, 5)
 mapping.flush(0n, 5n)
 mapping.drain()
+// Without a length: from the offset (0 when omitted) to the end of the mapping.
+mapping.persist()
+mapping.persist(4096)
+mapping.flush()
+mapping.drain()
 const window: Buffer = mapping.view(4096, 4096)
 window.write('window', 0)
 mapping.persistRanges([
@@ -140,7 +145,12 @@ anon.unmap()
 const asyncMapping: Mapping = await mapAsync(config, source)
 fs.closeSync(fd) // after the promise settled
 await asyncMapping.persistAsync(0, 4096)
+await asyncMapping.persistAsync()
 asyncMapping.unmap()
+// A window of the file: offset and length as Config.setOffset/setLength take them.
+const windowed = mapFile(file, { offset: 4096, length: 8192n })
+check(windowed.size === 8192 && windowed.read(0, 6).toString() === 'window', 'mapFile window')
+windowed.unmap()
 const readOnly = await mapFileAsync(file, { readOnly: true })
 check(readOnly.read(0, 5).toString() === 'hello', 'mapFileAsync')
 readOnly.unmap()
@@ -153,8 +163,10 @@ check(pmem2.mapFile === mapFile && (pmem2.__napiBindingTarget === 'native' || pm
 function refused(): void {
   // @ts-expect-error the path is a string
   mapFile(3)
-  // @ts-expect-error unknown option
-  mapFile(file, { sizes: 1 })
+  // @ts-expect-error unknown option (also a TypeError at run time: "Unknown option 'sise'")
+  mapFile(file, { sise: 1 })
+  // @ts-expect-error offset is a number or a bigint
+  mapFile(file, { offset: '4096' })
   // @ts-expect-error granularity is a Granularity, not a string
   mapFile(file, { granularity: 'PAGE' })
   // @ts-expect-error readOnly is a boolean

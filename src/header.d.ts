@@ -64,10 +64,14 @@ export declare interface Mapping {
   /**
    * Makes `[offset, offset+length)` durable: msync for PAGE, cache-line flushes and a fence
    * for CACHE_LINE, a fence for BYTE. A range outside the mapping is a RangeError.
+   * `persist()` covers the whole mapping; `persist(offset)` covers `offset` to the end.
    */
-  persist(offset: number | bigint, length: number | bigint): void
-  /** Flushes `[offset, offset+length)` without waiting; `drain()` completes it. */
-  flush(offset: number | bigint, length: number | bigint): void
+  persist(offset?: number | bigint, length?: number | bigint): void
+  /**
+   * Flushes `[offset, offset+length)` without waiting; `drain()` completes it. As with
+   * `persist`, an omitted offset is 0 and an omitted length reaches the end of the mapping.
+   */
+  flush(offset?: number | bigint, length?: number | bigint): void
   /** Waits for earlier flushes to complete. */
   drain(): void
   /**
@@ -86,16 +90,29 @@ export declare interface Mapping {
   persistRanges(ranges: ReadonlyArray<readonly [offset: number | bigint, length: number | bigint]>): void
 }
 
-/** Options of `mapFile` and `mapFileAsync`. */
+/**
+ * Options of `mapFile` and `mapFileAsync`. Any other key is a `TypeError` with code
+ * `ERR_INVALID_ARG_VALUE` (`Unknown option 'sise'`): a misspelt option is never ignored.
+ */
 export interface MapFileOptions {
   /** Make the file at least this many bytes, allocating its blocks (`posix_fallocate`). */
   size?: number | bigint
-  /** Create the file if it does not exist. */
+  /**
+   * Create the file if it does not exist; `size` is then required (an empty file cannot be
+   * mapped), and without it nothing is created (`EINVAL`).
+   */
   create?: boolean
   /** The coarsest granularity the program can work with (default `Granularity.Page`). */
   granularity?: Granularity
   /** Open read-only and map with `PROT_READ` (no `buffer`; use `read()`). */
   readOnly?: boolean
-  /** `Sharing.Shared` (default) or `Sharing.Private`. */
+  /**
+   * `Sharing.Shared` (default) or `Sharing.Private` (copy-on-write: the file is opened
+   * read-only unless `create` or `size` must change it).
+   */
   sharing?: Sharing
+  /** Where the mapping starts in the file: a multiple of the page size (default 0). */
+  offset?: number | bigint
+  /** How many bytes to map from `offset` (default: to the end of the file). */
+  length?: number | bigint
 }

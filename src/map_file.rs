@@ -94,6 +94,7 @@ fn file_options(env: &Env, options: Option<Unknown>) -> Result<pmem2::FileOption
         ));
     }
     let object = options.coerce_to_object()?;
+    reject_unknown_keys(env, &object)?;
     let size: Unknown = object.get_named_property("size")?;
     if size.get_type()? != ValueType::Undefined {
         out.size = Some(u64_arg(env, &size, "options.size")?);
@@ -116,11 +117,56 @@ fn file_options(env: &Env, options: Option<Unknown>) -> Result<pmem2::FileOption
         let value = int_arg(env, &sharing, "options.sharing", i32::MIN.into(), i32::MAX.into())?;
         out.sharing = pmem2::Sharing::try_from(value).or_throw(env)?;
     }
+    let offset: Unknown = object.get_named_property("offset")?;
+    if offset.get_type()? != ValueType::Undefined {
+        out.offset = u64_arg(env, &offset, "options.offset")?;
+    }
+    let length: Unknown = object.get_named_property("length")?;
+    if length.get_type()? != ValueType::Undefined {
+        out.length = u64_arg(env, &length, "options.length")?;
+    }
     Ok(out)
 }
 
-/// Opens `path` (creating it and allocating `size` bytes when asked), maps the whole file and
-/// closes the fd. Defaults: existing file, read-write, shared, PAGE granularity.
+/// The keys `mapFile` reads from its options (`MapFileOptions` in `header.d.ts`).
+const OPTION_KEYS: [&str; 7] = [
+    "size",
+    "create",
+    "granularity",
+    "readOnly",
+    "sharing",
+    "offset",
+    "length",
+];
+
+/// A misspelt option (`sise`) must not be silently ignored: every own enumerable string key
+/// must be one `mapFile` reads. A `TypeError` with code `ERR_INVALID_ARG_VALUE`, which Node
+/// uses for an argument of the right type holding a value it cannot take.
+fn reject_unknown_keys(env: &Env, options: &Object) -> Result<()> {
+    let keys = js::own_enumerable_keys(env, options)?;
+    for i in 0..keys.get_array_length()? {
+        let key: String = keys
+            .get_element::<Unknown>(i)?
+            .coerce_to_string()?
+            .into_utf8()?
+            .into_owned()?;
+        if !OPTION_KEYS.contains(&key.as_str()) {
+            return Err(error::invalid_value(
+                env,
+                &format!(
+                    "Unknown option {}: mapFile takes {}",
+                    inspect(&key),
+                    OPTION_KEYS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Opens `path` (creating it and allocating `size` bytes when asked), maps the whole file (or
+/// the window `offset`/`length`) and closes the fd. Defaults: existing file, read-write,
+/// shared, PAGE granularity. An unknown option key is a `TypeError`.
 ///
 /// ```ts
 /// const log = mapFile('/mnt/pmem/log', { size: 1 << 20, create: true })

@@ -153,10 +153,11 @@ impl Mapping {
 
     /// Like `persist`, on the libuv thread pool: PAGE persists (msync) do not block the event
     /// loop. Rejects with the same `Pmem2Error`s. The mapping stays mapped until the promise
-    /// settles, even if the Mapping object is collected meanwhile.
+    /// settles, even if the Mapping object is collected meanwhile. Without arguments it covers
+    /// the whole mapping; without `length`, `offset` to the end.
     #[napi(
         catch_unwind,
-        ts_args_type = "offset: number | bigint, length: number | bigint",
+        ts_args_type = "offset?: number | bigint, length?: number | bigint",
         ts_return_type = "Promise<void>"
     )]
     pub fn persist_async(
@@ -165,7 +166,7 @@ impl Mapping {
         offset: Unknown,
         length: Unknown,
     ) -> Result<AsyncTask<crate::tasks::PersistTask>> {
-        let (offset, length) = (usize_arg(&env, &offset, "offset")?, usize_arg(&env, &length, "length")?);
+        let (offset, length) = crate::data_path::range_args(&env, &offset, &length)?;
         Ok(AsyncTask::new(crate::tasks::PersistTask::new(
             Arc::clone(&self.region),
             offset,

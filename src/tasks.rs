@@ -77,10 +77,13 @@ pub struct PersistTask {
 }
 
 impl PersistTask {
-    pub(crate) fn new(region: Arc<Region>, offset: usize, length: usize) -> PersistTask {
+    /// `length` `None` persists from `offset` to the end of the mapping.
+    pub(crate) fn new(region: Arc<Region>, offset: usize, length: Option<usize>) -> PersistTask {
         let hold = UserHold::new(&region);
         PersistTask {
-            core: CoreTask::new(move || region.with_live(|m| m.persist(offset, length))),
+            core: CoreTask::new(move || {
+                region.with_live(|m| m.persist(offset, length.unwrap_or_else(|| crate::data_path::rest_of(m, offset))))
+            }),
             hold: Some(hold),
         }
     }

@@ -10,12 +10,76 @@
 export declare class Pmem2Error extends Error {
   /**
    * `'PMEM2_E_MAP_RANGE'`, an errno name such as `'EACCES'`, `'ERR_EXTERNAL_BUFFERS_NOT_ALLOWED'`, or
-   * `'ERR_PMEM2_TOO_MANY_MAPPINGS'` (2^32 mappings registered at once).
+   * `'ERR_PMEM2_TOO_MANY_MAPPINGS'` (2^32 mappings registered at once). A closed union: a
+   * misspelt code in a comparison does not compile.
    */
-  readonly code: string
+  readonly code: Pmem2ErrorCode
   /** The number libpmem2 returns for the failure: `-100006`, or `-13` for EACCES. */
   readonly errno: number
+  /**
+   * The file the failure is about, when `mapFile`/`mapFileAsync` was given it by path (as
+   * Node's fs errors carry it).
+   */
+  readonly path?: string
+  /** The system call that failed (`'open'`, `'posix_fallocate'`), as Node's fs errors carry it. */
+  readonly syscall?: string
 }
+
+/** The errno names a `Pmem2Error` reports (Linux's, spelt as Node spells them). */
+export type ErrnoCode =
+  | 'EPERM' | 'ENOENT' | 'EINTR' | 'EIO' | 'ENXIO' | 'E2BIG' | 'EBADF' | 'EAGAIN' | 'ENOMEM' | 'EACCES'
+  | 'EFAULT' | 'EBUSY' | 'EEXIST' | 'EXDEV' | 'ENODEV' | 'ENOTDIR' | 'EISDIR' | 'EINVAL' | 'ENFILE'
+  | 'EMFILE' | 'ETXTBSY' | 'EFBIG' | 'ENOSPC' | 'ESPIPE' | 'EROFS' | 'EOVERFLOW' | 'ENOTSUP' | 'ENOSYS'
+  | 'ELOOP' | 'ENAMETOOLONG' | 'EDQUOT' | 'EHWPOISON' | 'EUNKNOWN'
+
+/** Every `code` of a `Pmem2Error`: libpmem2's `PMEM2_E_*` names, errno names, and pmem2's own `ERR_*`. */
+export type Pmem2ErrorCode =
+  | keyof typeof errorCodes
+  | ErrnoCode
+  | 'ERR_EXTERNAL_BUFFERS_NOT_ALLOWED'
+  | 'ERR_PMEM2_TOO_MANY_MAPPINGS'
+
+/**
+ * A `MEM_*` flag of `memcpy`, `memmove` and `memset`: a number with a type of its own, so a
+ * `PROT_*` value passed as flags does not compile.
+ */
+export type MemFlag = number & { readonly __pmem2Constant: 'MEM' }
+/** A `PROT_*` value of libpmem2 (`1 << 29` .. `1 << 31`, not the kernel's 1, 2, 4). */
+export type Protection = number & { readonly __pmem2Constant: 'PROT' }
+/**
+ * The type of a `flags` argument: any number but a `PROT_*` value. Combine flags with `|`
+ * (`MEM_NONTEMPORAL | MEM_NODRAIN`): TypeScript types the result as `number`, which passes;
+ * a lone `PROT_READ` keeps its `Protection` type and is refused.
+ */
+export type MemFlags<F extends number> = F & (F extends Protection ? never : unknown)
+/**
+ * The type of `setProtection`'s argument: any number but a `MEM_*` flag or the kernel's
+ * `PROT_*` values 1..7 written as literals (pmem2 takes libpmem2's values; at run time they
+ * are a RangeError). `PROT_READ | PROT_WRITE` is a `number` and passes.
+ */
+export type ProtectionArg<P extends number> = P & (P extends MemFlag | 1 | 2 | 3 | 4 | 5 | 6 | 7 ? never : unknown)
+
+/** `PMEM2_PROT_EXEC`: the mapping may be executed. */
+export declare const PROT_EXEC: 536870912 & Protection
+/** `PMEM2_PROT_READ`: the mapping may be read. */
+export declare const PROT_READ: 1073741824 & Protection
+/** `PMEM2_PROT_WRITE`: the mapping may be written. */
+export declare const PROT_WRITE: 2147483648 & Protection
+/** `PMEM2_PROT_NONE`: no access. */
+export declare const PROT_NONE: 0 & Protection
+
+/** `PMEM2_F_MEM_NODRAIN`: skip the final drain (fence). */
+export declare const MEM_NODRAIN: 1 & MemFlag
+/** `PMEM2_F_MEM_NONTEMPORAL`: use non-temporal stores. */
+export declare const MEM_NONTEMPORAL: 2 & MemFlag
+/** `PMEM2_F_MEM_TEMPORAL`: use temporal stores followed by flushes. */
+export declare const MEM_TEMPORAL: 4 & MemFlag
+/** `PMEM2_F_MEM_WC`: write-combining (non-temporal) stores. */
+export declare const MEM_WC: 8 & MemFlag
+/** `PMEM2_F_MEM_WB`: write-back (temporal) stores. */
+export declare const MEM_WB: 16 & MemFlag
+/** `PMEM2_F_MEM_NOFLUSH`: do not flush (implies NODRAIN). */
+export declare const MEM_NOFLUSH: 32 & MemFlag
 
 /** Every `PMEM2_E_*` name with its number, identical to libpmem2's. */
 export declare const errorCodes: {
@@ -62,6 +126,11 @@ export declare interface Mapping {
   /** Unmaps at the end of a `using` block. */
   [Symbol.dispose](): void
   /**
+   * At the end of an `await using` block: waits until every `persistAsync` started on this
+   * mapping has settled (their rejections stay theirs), then unmaps.
+   */
+  [Symbol.asyncDispose](): Promise<void>
+  /**
    * Makes `[offset, offset+length)` durable: msync for PAGE, cache-line flushes and a fence
    * for CACHE_LINE, a fence for BYTE. A range outside the mapping is a RangeError.
    * `persist()` covers the whole mapping; `persist(offset)` covers `offset` to the end.
@@ -79,11 +148,11 @@ export declare interface Mapping {
    * from 256 bytes, flushes and a drain, or msync on PAGE mappings. `flags` are `MEM_*`
    * constants (e.g. `MEM_NONTEMPORAL | MEM_NODRAIN`).
    */
-  memcpy(destOffset: number | bigint, src: Uint8Array, flags?: number): void
+  memcpy<F extends number>(destOffset: number | bigint, src: Uint8Array, flags?: MemFlags<F>): void
   /** As `memcpy`; `src` may overlap the destination (a view of this mapping). */
-  memmove(destOffset: number | bigint, src: Uint8Array, flags?: number): void
+  memmove<F extends number>(destOffset: number | bigint, src: Uint8Array, flags?: MemFlags<F>): void
   /** Fills `length` bytes at `destOffset` with `value` and makes them durable (`pmem2_memset_fn`). */
-  memset(destOffset: number | bigint, value: number, length: number | bigint, flags?: number): void
+  memset<F extends number>(destOffset: number | bigint, value: number, length: number | bigint, flags?: MemFlags<F>): void
   /** Copies `data` to `offset` and persists it, in one call (a `memcpy` with no flags). */
   write(offset: number | bigint, data: Uint8Array): void
   /** Flushes every `[offset, length]` range, then drains once; all ranges are checked first. */
@@ -118,14 +187,6 @@ export interface MapFileOptions {
 }
 
 /**
- * Which binding artifact the generated loader actually loaded: `'native'` for
- * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
- * flavor napi-rs can build is listed, because `NAPI_RS_NATIVE_LIBRARY_PATH`
- * can point the loader at a WASI artifact this package does not build itself.
- */
-export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
-
-/**
  * A reusable description of a mapping (`struct pmem2_config`).
  *
  * ```ts
@@ -154,9 +215,11 @@ export declare class Config {
   setSharing(sharing: Sharing): void
   /**
    * A combination of `PROT_READ`, `PROT_WRITE` and `PROT_EXEC`, or `PROT_NONE`.
-   * `PROT_READ | PROT_WRITE` (negative in JavaScript) is accepted.
+   * `PROT_READ | PROT_WRITE` (negative in JavaScript) is accepted. These are libpmem2's
+   * values (1 << 29 .. 1 << 31): the kernel's 1, 2, 3 … 7 are a `RangeError` saying so (code
+   * `PMEM2_E_INVALID_PROT_FLAG`); other unknown bits a `Pmem2Error` with that code.
    */
-  setProtection(protection: number): void
+  setProtection<P extends number>(protection: ProtectionArg<P>): void
   /**
    * Seed form (API 1.0): the file `map(config)` maps. Not duplicated: keep it open
    * until `map` returns.
@@ -177,6 +240,11 @@ export declare class Config {
  * ```
  */
 export declare class Mapping {
+  /**
+   * `true` once `unmap()` (or `delete()`, or disposal) ran: every other member then throws
+   * `PMEM2_E_MAPPING_NOT_FOUND`, this one never throws.
+   */
+  get unmapped(): boolean
   /** The start address (2 MiB aligned) as a bigint. */
   get address(): bigint
   /** The mapped length in bytes. */
@@ -309,24 +377,6 @@ export declare function mapFileAsync(path: string, options?: MapFileOptions): Pr
  */
 export declare function mapNew(config: Config, source: Source): Mapping
 
-/** `PMEM2_F_MEM_NODRAIN`: skip the final drain (fence). */
-export declare const MEM_NODRAIN: number
-
-/** `PMEM2_F_MEM_NOFLUSH`: do not flush (implies NODRAIN). */
-export declare const MEM_NOFLUSH: number
-
-/** `PMEM2_F_MEM_NONTEMPORAL`: use non-temporal stores. */
-export declare const MEM_NONTEMPORAL: number
-
-/** `PMEM2_F_MEM_TEMPORAL`: use temporal stores followed by flushes. */
-export declare const MEM_TEMPORAL: number
-
-/** `PMEM2_F_MEM_WB`: write-back (temporal) stores. */
-export declare const MEM_WB: number
-
-/** `PMEM2_F_MEM_WC`: write-combining (non-temporal) stores. */
-export declare const MEM_WC: number
-
 /** What pmem2 chose for this CPU and what the platform reports (eADR, page size). */
 export declare function platformInfo(): PlatformInfo
 
@@ -347,18 +397,6 @@ export interface PlatformInfo {
   /** The sysfs root pmem2 reads (`/sys`, or `PMEM2_SYSFS_ROOT`). */
   sysfsRoot: string
 }
-
-/** `PMEM2_PROT_EXEC`: the mapping may be executed. */
-export declare const PROT_EXEC: number
-
-/** `PMEM2_PROT_NONE`: no access. */
-export declare const PROT_NONE: number
-
-/** `PMEM2_PROT_READ`: the mapping may be read. */
-export declare const PROT_READ: number
-
-/** `PMEM2_PROT_WRITE`: the mapping may be written. */
-export declare const PROT_WRITE: number
 
 /** Whether writes reach the file (`enum pmem2_sharing_type`). */
 export declare enum Sharing {

@@ -239,13 +239,13 @@ impl FastOp for Counts {
     }
 }
 
-/// The handle of a `Mapping` object; the shim keeps it in a WeakMap keyed by the object.
-fn handle_of(ctx: FunctionCallContext) -> Result<f64> {
+/// The handle of a `Mapping` object, `undefined` for anything else (the shim then throws a
+/// TypeError naming the method); the shim keeps it in a WeakMap keyed by the object.
+fn handle_of(ctx: FunctionCallContext) -> Result<Option<f64>> {
     js::no_unwind(|| {
         let env = &*ctx.env;
         let value: Unknown = ctx.get(0)?;
-        let handle = js::unwrap_class::<Mapping>(env, &value)?.map(|mapping| mapping.region().handle());
-        handle.ok_or_else(|| error::type_error(env, "the receiver is not a pmem2 Mapping"))
+        Ok(js::unwrap_class::<Mapping>(env, &value)?.map(|mapping| mapping.region().handle()))
     })
 }
 

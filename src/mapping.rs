@@ -87,6 +87,13 @@ impl ObjectFinalize for Mapping {
 
 #[napi]
 impl Mapping {
+    /// `true` once `unmap()` (or `delete()`, or disposal) ran: every other member then throws
+    /// `PMEM2_E_MAPPING_NOT_FOUND`, this one never throws.
+    #[napi(getter, catch_unwind)]
+    pub fn unmapped(&self) -> bool {
+        !self.region.is_mapped()
+    }
+
     /// The start address (2 MiB aligned) as a bigint.
     #[napi(getter, catch_unwind)]
     pub fn address(&self, env: Env) -> Result<BigInt> {

@@ -203,7 +203,7 @@ impl Region {
         }
     }
 
-    fn is_mapped(&self) -> bool {
+    pub(crate) fn is_mapped(&self) -> bool {
         matches!(
             *self.state.read().unwrap_or_else(PoisonError::into_inner),
             State::Mapped(_)

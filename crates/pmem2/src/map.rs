@@ -438,7 +438,7 @@ impl Mapping {
         }
         Err(Error::new(
             ErrorKind::NoAccess,
-            format!("cannot {what}: the mapping's protection is {:?}", self.protection),
+            format!("cannot {what}: the mapping's protection is {}", self.protection),
         ))
     }
 

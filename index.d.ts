@@ -173,7 +173,10 @@ export interface MapFileOptions {
   create?: boolean
   /** The coarsest granularity the program can work with (default `Granularity.Page`). */
   granularity?: Granularity
-  /** Open read-only and map with `PROT_READ` (no `buffer`; use `read()`). */
+  /**
+   * Open read-only and map with `PROT_READ`: `write()` throws, `read()` copies out, and
+   * `buffer` is a private copy-on-write alias (a store changes private memory, never the file).
+   */
   readOnly?: boolean
   /**
    * `Sharing.Shared` (default) or `Sharing.Private` (copy-on-write: the file is opened
@@ -272,14 +275,21 @@ export declare class Mapping {
   /**
    * A zero-copy Buffer over the mapped bytes (the same Buffer on every access).
    *
-   * Throws `PMEM2_E_NO_ACCESS` for a mapping without `PROT_WRITE` (a store through it
-   * would kill the process, and JavaScript has no read-only Buffer: use `read()`), and
-   * `ERR_EXTERNAL_BUFFERS_NOT_ALLOWED` where the runtime forbids external memory.
+   * On a read-only file mapping (`readOnly: true`, `PROT_READ`) it is a private
+   * copy-on-write alias of the same file range: reads see the file (a page not stored to
+   * through it shows the file's current contents), a store changes a private copy of its
+   * page, never the file, and that page no longer follows later changes of the file. No
+   * store through it can reach the file or kill the process.
+   *
+   * Throws `PMEM2_E_NO_ACCESS` for a mapping without `PROT_READ`, or read-only on device
+   * DAX (no private mappings: use `read()`), and `ERR_EXTERNAL_BUFFERS_NOT_ALLOWED` where
+   * the runtime forbids external memory.
    */
   get buffer(): Buffer
   /**
    * A zero-copy Buffer over `[offset, offset+length)`: the way to reach mappings larger
-   * than the largest Buffer the runtime allows. Detached by `unmap()` like `buffer`.
+   * than the largest Buffer the runtime allows. Detached by `unmap()` like `buffer`; over the
+   * private alias, like `buffer`, on a read-only mapping.
    */
   view(offset: number | bigint, length: number | bigint): Buffer
   /**

@@ -173,7 +173,10 @@ export interface MapFileOptions {
   create?: boolean
   /** The coarsest granularity the program can work with (default `Granularity.Page`). */
   granularity?: Granularity
-  /** Open read-only and map with `PROT_READ` (no `buffer`; use `read()`). */
+  /**
+   * Open read-only and map with `PROT_READ`: `write()` throws, `read()` copies out, and
+   * `buffer` is a private copy-on-write alias (a store changes private memory, never the file).
+   */
   readOnly?: boolean
   /**
    * `Sharing.Shared` (default) or `Sharing.Private` (copy-on-write: the file is opened

@@ -175,8 +175,17 @@ fn reject_unknown_keys(env: &Env, options: &Object) -> Result<()> {
 pub fn map_file(env: Env, path: Unknown, options: Option<Unknown>) -> Result<Mapping> {
     let path = path_arg(&env, &path)?;
     let options = file_options(&env, options)?;
-    let map = pmem2::map_file(path, &options).or_throw(&env)?;
-    Mapping::new(&env, map)
+    let (map, alias) = map_file_with_alias(path, &options).or_throw(&env)?;
+    Mapping::new(&env, map, alias)
+}
+
+/// `pmem2::map_file`, with the private alias a read-only mapping's Buffers use.
+fn map_file_with_alias(
+    path: String,
+    options: &pmem2::FileOptions,
+) -> pmem2::Result<(pmem2::Mapping, Option<pmem2::Mapping>)> {
+    let (map, alias) = pmem2::map_file_with_private_alias(path, options)?;
+    Ok((map, alias.and_then(|alias| alias.ok())))
 }
 
 /// `mapFile` on the libuv thread pool. Rejects with the same `Pmem2Error`s.
@@ -188,7 +197,9 @@ pub fn map_file(env: Env, path: Unknown, options: Option<Unknown>) -> Result<Map
 pub fn map_file_async(env: Env, path: Unknown, options: Option<Unknown>) -> Result<AsyncTask<MapTask>> {
     let path = path_arg(&env, &path)?;
     let options = file_options(&env, options)?;
-    Ok(AsyncTask::new(MapTask::new(move || pmem2::map_file(path, &options))))
+    Ok(AsyncTask::new(MapTask::new(move || {
+        map_file_with_alias(path, &options)
+    })))
 }
 
 /// `mapNew` on the libuv thread pool. Keep the source's fd open until the promise settles.
@@ -201,6 +212,8 @@ pub fn map_async(env: Env, config: Unknown, source: Unknown) -> Result<AsyncTask
     let config = class_arg::<Config>(&env, &config, "config", "Config")?.inner.clone();
     let source = class_arg::<Source>(&env, &source, "source", "Source")?.inner.clone();
     Ok(AsyncTask::new(MapTask::new(move || {
-        pmem2::Mapping::new(&config, &source)
+        let map = pmem2::Mapping::new(&config, &source)?;
+        let alias = crate::mapping::alias_for(&map, &source);
+        Ok((map, alias))
     })))
 }

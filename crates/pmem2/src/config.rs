@@ -199,6 +199,11 @@ impl Config {
         self
     }
 
+    /// Seed form: the fd set with [`Config::set_fd`], if any.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.fd
+    }
+
     /// Seed form: the size of the file set with [`Config::set_fd`].
     ///
     /// # Errors

@@ -55,7 +55,7 @@ impl Mapping {
     pub(crate) fn new(env: &Env, map: pmem2::Mapping, alias: Option<pmem2::Mapping>) -> Result<Mapping> {
         let region = Region::new(env, map)?;
         // Without a registered alias the mapping still works, without Buffers.
-        let alias = alias.and_then(|alias| Region::new(env, alias).ok());
+        let alias = alias.and_then(|alias| Region::alias(env, alias).ok());
         Ok(Mapping { region, alias })
     }
 

@@ -60,7 +60,7 @@ test('ranges past the end of the file or not representable are PMEM2_E_MAP_RANGE
   fs.closeSync(fd)
 })
 
-test('an O_RDONLY fd maps read-only; buffer refuses, read() works', (t) => {
+test('an O_RDONLY fd maps read-only; write() refuses, read() works, buffer is a private alias', (t) => {
   const file = makeFile(dir, 'readonly', MiB)
   fs.writeFileSync(file, 'read me')
   fs.truncateSync(file, MiB)

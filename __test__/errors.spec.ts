@@ -213,6 +213,17 @@ test('Symbol.asyncDispose waits for every pending persistAsync, then unmaps', as
   await t.notThrowsAsync(idle[Symbol.asyncDispose]())
 })
 
+test('a persistAsync rejection nobody handles is still reported as unhandled, though disposal watches it', (t) => {
+  const file = makeFile(dir, 'unhandled', PAGE)
+  const script = `
+    const p = require(${JSON.stringify(path.join(root, 'index.js'))})
+    process.on('unhandledRejection', (e) => console.log('unhandled', e.code))
+    const m = p.mapFile(${JSON.stringify(file)})
+    m.persistAsync(${2 * PAGE}, 1) // out of range, never awaited
+    setTimeout(() => m[Symbol.asyncDispose]().then(() => console.log('disposed', m.unmapped)), 100)`
+  t.is(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }), 'unhandled ERR_OUT_OF_RANGE\ndisposed true\n')
+})
+
 const NODE24 = node24()
 ;(NODE24 ? test : test.skip)('`await using` on Node 24 unmaps at the end of the block, after the persistAsync it started', (t) => {
   const file = makeFile(dir, 'await-using', MiB)

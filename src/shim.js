@@ -13,6 +13,7 @@
   const NativeTypeError = TypeError
   const NativePromise = Promise
   const { allSettled } = Promise
+  const { then } = Promise.prototype
 
   /** Every failure pmem2 reports: `code` is the PMEM2_E_* or errno name, `errno` the number libpmem2 returns. */
   class Pmem2Error extends Error {
@@ -163,13 +164,19 @@
   defineProperty(pendingPersists, 'set', { value: WeakMap.prototype.set })
   const persistAsync = proto.persistAsync
   const settled = (promises) => apply(allSettled, NativePromise, [promises])
+  const passValue = (value) => value
+  const passError = (error) => {
+    throw error
+  }
   defineProperty(proto, 'persistAsync', {
     value: {
       persistAsync(offset, length) {
         const promise = apply(persistAsync, this, [offset, length])
         const earlier = pendingPersists.get(this)
         pendingPersists.set(this, settled(earlier === undefined ? [promise] : [earlier, promise]))
-        return promise
+        // Watching `promise` marks it handled: the caller gets a promise of its own, so a
+        // rejection nobody handles is still reported ('unhandledRejection').
+        return apply(then, promise, [passValue, passError])
       },
     }.persistAsync,
     writable: true,

@@ -283,7 +283,9 @@ const canAppendOnly = (() => {
   execFileSync('chattr', ['+a', file])
   t.teardown(() => execFileSync('chattr', ['-a', file]))
   // The kernel refuses a read-write open of an append-only file (EPERM): a shared mapping needs one.
-  t.throws(() => mapFile(file), { instanceOf: Pmem2Error, code: 'EPERM' })
+  const refused = t.throws(() => mapFile(file), { instanceOf: Pmem2Error, code: 'EPERM' }) as Pmem2Error
+  const byFs = t.throws(() => fs.openSync(file, 'r+')) as NodeJS.ErrnoException
+  t.deepEqual([refused.message, refused.path, refused.syscall], [byFs.message, byFs.path, byFs.syscall])
   const readOnly = mapFile(file, { readOnly: true, sharing: Sharing.Private })
   t.is(readOnly.protection, PROT_READ)
   t.is(readOnly.read(0, 11).toString(), 'append only')

@@ -409,6 +409,25 @@ mod guard {
         }
     }
 
+    /// Under AddressSanitizer (`scripts/asan` builds with `--cfg pmem2_asan`): the recovery
+    /// abandons the operation's frames without their epilogues, which would leave their
+    /// stack variables poisoned, and later calls reusing that stack would be reported as
+    /// use-after-scope. ASan's own longjmp does the same: this unpoisons the thread's stacks
+    /// (the default one and the signal stack), touching only shadow memory.
+    #[inline]
+    fn asan_abandon_frames() {
+        #[cfg(pmem2_asan)]
+        {
+            extern "C" {
+                fn __asan_handle_no_return();
+            }
+            // SAFETY: an ASan runtime entry meant for this moment (a jump that skips frames);
+            // it reads the thread's stack bounds (sigaltstack is async-signal-safe) and
+            // writes shadow memory only.
+            unsafe { __asan_handle_no_return() }
+        }
+    }
+
     /// The slot of thread `me` if it is armed, walking the list with atomic loads only.
     fn armed_slot(me: usize) -> Option<&'static Slot> {
         let mut cursor = SLOTS.load(Ordering::Acquire);
@@ -467,6 +486,7 @@ mod guard {
         slot.frame.store(ptr::null_mut(), Ordering::Relaxed);
         frame.fault_addr.write(addr);
         frame.fault_code.write(code);
+        asan_abandon_frames();
         // SAFETY: `uctx` is this handler's context for a fault on this thread. A
         // kernel-reported fault in the spans comes from the operation's own accesses, which
         // run inside the assembly block after it filled `save`, and the call is still running.

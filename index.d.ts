@@ -8,7 +8,10 @@
  * ```
  */
 export declare class Pmem2Error extends Error {
-  /** `'PMEM2_E_MAP_RANGE'`, an errno name such as `'EACCES'`, or `'ERR_EXTERNAL_BUFFERS_NOT_ALLOWED'`. */
+  /**
+   * `'PMEM2_E_MAP_RANGE'`, an errno name such as `'EACCES'`, `'ERR_EXTERNAL_BUFFERS_NOT_ALLOWED'`, or
+   * `'ERR_PMEM2_TOO_MANY_MAPPINGS'` (2^32 mappings registered at once).
+   */
   readonly code: string
   /** The number libpmem2 returns for the failure: `-100006`, or `-13` for EACCES. */
   readonly errno: number
@@ -176,7 +179,8 @@ export declare class Mapping {
   get flushMethod(): 'clwb' | 'clflushopt' | 'clflush' | 'dc cvap' | 'dc cvac' | 'msync' | 'none'
   /**
    * Like `persist`, on the libuv thread pool: PAGE persists (msync) do not block the event
-   * loop. Rejects with the same `Pmem2Error`s.
+   * loop. Rejects with the same `Pmem2Error`s. The mapping stays mapped until the promise
+   * settles, even if the Mapping object is collected meanwhile.
    */
   persistAsync(offset: number | bigint, length: number | bigint): Promise<void>
   /**
@@ -194,7 +198,8 @@ export declare class Mapping {
   view(offset: number | bigint, length: number | bigint): Buffer
   /**
    * Copies `length` bytes at `offset` into a new Buffer (works for read-only mappings and
-   * runtimes without external buffers).
+   * runtimes without external buffers). A length above `buffer.constants.MAX_LENGTH` is a
+   * `RangeError` with code `ERR_BUFFER_TOO_LARGE`, before anything is allocated or copied.
    */
   read(offset: number | bigint, length: number | bigint): Buffer
   /**
@@ -205,7 +210,10 @@ export declare class Mapping {
   deepFlush(offset: number | bigint, length: number | bigint): void
   /**
    * Unmaps now: every Buffer over the mapping is detached (length 0) and every later
-   * call throws `PMEM2_E_MAPPING_NOT_FOUND`. A second call does nothing.
+   * call throws `PMEM2_E_MAPPING_NOT_FOUND`. The file is released at once; if a buffer's
+   * memory escaped detaching (moved by `transfer()`, a BYOB stream read or `postMessage`),
+   * its address range stays reserved, as anonymous memory, until that memory is collected.
+   * A second call does nothing.
    */
   unmap(): void
   /** The same as `unmap()` (libpmem2's `pmem2_map_delete`). */

@@ -229,3 +229,17 @@ test('output piped into a reader that goes away ends quietly (EPIPE)', async (t)
     t.is(status, 0, args.join(' '))
   }
 })
+
+test('info and bench end quietly when the reader of their output goes away (EPIPE)', (t) => {
+  for (const args of [['info'], ['info', '--json'], ['bench', '--json']]) {
+    const before = new Set(leftovers())
+    // `true` exits without reading, long before Node has started and writes.
+    const r = spawnSync('bash', ['-c', 'set -o pipefail; "$0" "$@" | true', process.execPath, bin, ...args], {
+      encoding: 'utf8',
+    })
+    t.is(r.stderr, '', args.join(' '))
+    t.is(r.status, 0, args.join(' '))
+    t.deepEqual(leftovers().filter((n) => !before.has(n)), [], `nothing left behind by ${args.join(' ')}`)
+  }
+})
+

@@ -1,6 +1,7 @@
 // Shared fixtures for the specs: temporary files and what the kernel says about mappings.
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -8,11 +9,29 @@ import { fileURLToPath } from 'node:url'
 export const PAGE = 4096
 export const MiB = 1 << 20
 
-/** A fresh temporary directory, removed when the process exits. */
-export function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pmem2-test-'))
+/**
+ * Set by the real-DAX tier (scripts/dax-guest) to what a shared mapping of a file in
+ * os.tmpdir() really gets there, without forcing: 'CACHE_LINE', or 'BYTE' with eADR.
+ */
+export const REAL_DAX = process.env.PMEM2_TEST_REAL_DAX as 'CACHE_LINE' | 'BYTE' | undefined
+
+/** A fresh temporary directory (in `parent`, default os.tmpdir()), removed when the process exits. */
+export function tempDir(parent = os.tmpdir()): string {
+  const dir = fs.mkdtempSync(path.join(parent, 'pmem2-test-'))
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
   return dir
+}
+
+/** A fresh temporary directory on the page cache: os.tmpdir(), or PMEM2_TEST_PAGE_CACHE_DIR on the real-DAX tier. */
+export function pageCacheDir(): string {
+  const parent = process.env.PMEM2_TEST_PAGE_CACHE_DIR
+  if (REAL_DAX && !parent) throw new Error('PMEM2_TEST_REAL_DAX needs PMEM2_TEST_PAGE_CACHE_DIR for the PAGE tests')
+  return tempDir(parent)
+}
+
+/** The environment that gives shared mappings of os.tmpdir() files `granularity`: forced unless real. */
+export function granularityEnv(granularity: 'BYTE' | 'CACHE_LINE' | 'PAGE'): Record<string, string> {
+  return REAL_DAX === granularity ? {} : { PMEM2_FORCE_GRANULARITY: granularity }
 }
 
 /** Creates a file of `size` bytes (sparse) and returns its path. */
@@ -103,4 +122,9 @@ export function node24(): string | undefined {
   return prerequisite('tests on Node 24', present, `cannot install ${pkg}@24 from the npm registry into .cache/node24`)
     ? binary(cache)
     : undefined
+}
+
+/** pmem2's test-only counters (not in the typings): buffers unmap() would detach, and guards not yet finalized. */
+export const internals = createRequire(import.meta.url)('../index.js').__pmem2Internals as {
+  counts(mapping: unknown): { tracked: number; outstanding: number }
 }

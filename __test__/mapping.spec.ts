@@ -1,11 +1,22 @@
 // The modern form: mapNew(config, source), checked against the kernel and a second process.
+// On the real-DAX tier the temporary directory is on DAX; the page-cache cases use pageDir.
 import test from 'ava'
 import fs from 'node:fs'
 
 import { Config, Granularity, Mapping, mapNew, Pmem2Error, PROT_READ, PROT_WRITE, Sharing, Source } from '../index.mjs'
-import { kernelMappings, makeFile, MiB, openFdCount, PAGE, readFromAnotherProcess, tempDir } from './helpers.js'
+import {
+  kernelMappings,
+  makeFile,
+  MiB,
+  openFdCount,
+  PAGE,
+  pageCacheDir,
+  readFromAnotherProcess,
+  tempDir,
+} from './helpers.js'
 
 const dir = tempDir()
+const pageDir = pageCacheDir()
 
 function pageConfig(): Config {
   const config = new Config()
@@ -23,7 +34,7 @@ function mapFile(file: string, config = pageConfig(), flags = 'r+'): Mapping {
 }
 
 test('a page-cache file maps with PAGE granularity, no MAP_SYNC, at a 2 MiB aligned address', (t) => {
-  const file = makeFile(dir, 'basic', 16 * MiB)
+  const file = makeFile(pageDir, 'basic', 16 * MiB)
   const mapping = mapFile(file)
   t.is(mapping.size, 16 * MiB)
   t.is(mapping.storeGranularity, Granularity.Page)
@@ -111,7 +122,7 @@ test('read-only fd with shared write access is PMEM2_E_NO_ACCESS', (t) => {
 })
 
 test('finer granularity than the page cache offers is PMEM2_E_GRANULARITY_NOT_SUPPORTED', (t) => {
-  const file = makeFile(dir, 'gran', MiB)
+  const file = makeFile(pageDir, 'gran', MiB)
   for (const g of [Granularity.Byte, Granularity.CacheLine]) {
     const config = new Config()
     config.setRequiredStoreGranularity(g)

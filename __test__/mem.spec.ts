@@ -1,4 +1,5 @@
 // The data path from JavaScript: results compared with a shadow Buffer and with the file.
+// On the real-DAX tier (PMEM2_TEST_REAL_DAX) CACHE_LINE is a real DAX file, not forced.
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -19,9 +20,10 @@ import {
   Pmem2Error,
   Source,
 } from '../index.mjs'
-import { MiB, prerequisite, runs, tempDir } from './helpers.js'
+import { granularityEnv, MiB, pageCacheDir, prerequisite, runs, tempDir } from './helpers.js'
 
 const dir = tempDir()
+const pageDir = pageCacheDir()
 const FLAGS = [
   0,
   MEM_NODRAIN,
@@ -36,10 +38,10 @@ const FLAGS = [
 ]
 const SIZES = [1, 7, 64, 255, 256, 257, 4096, 65536]
 
-/** A mapping with the requested effective granularity: PAGE for real, CACHE_LINE forced as libpmem2 allows. */
+/** A mapping with the requested effective granularity: PAGE for real, CACHE_LINE forced as libpmem2 allows (or real DAX). */
 function mapWith(granularity: 'PAGE' | 'CACHE_LINE', name: string): { mapping: Mapping; file: string } {
-  const file = `${dir}/${name}`
-  if (granularity === 'CACHE_LINE') process.env.PMEM2_FORCE_GRANULARITY = 'CACHE_LINE'
+  const file = `${granularity === 'PAGE' ? pageDir : dir}/${name}`
+  if (granularity === 'CACHE_LINE') Object.assign(process.env, granularityEnv('CACHE_LINE'))
   try {
     const mapping = mapFile(file, { size: 256 * 1024, create: true })
     return { mapping, file }
@@ -105,15 +107,15 @@ test('memmove handles overlap in both directions, like Buffer.copyWithin', (t) =
 
 // The kernel's view of what persistence cost: msync for PAGE, no system call for CACHE_LINE.
 // Each msync as strace saw its arguments: [start - mapping address, length, flags].
-function msyncCalls(force: string | undefined, script: string): [number, number, string][] {
-  const file = `${dir}/strace-${force ?? 'page'}`
+function msyncCalls(force: 'CACHE_LINE' | undefined, script: string): [number, number, string][] {
+  const file = `${force ? dir : pageDir}/strace-${force ?? 'page'}`
   fs.writeFileSync(file, Buffer.alloc(1 << 20))
   const index = fileURLToPath(new URL('../index.js', import.meta.url))
   const code = `const p = require(${JSON.stringify(index)}); const m = p.mapFile(${JSON.stringify(file)});
     process.stderr.write('<<<' + m.address.toString(16) + '\\n'); ${script}; process.stderr.write('>>>\\n')`
   // -X raw: flags as a number (MS_SYNC is 4).
-  const out = spawnSync('strace', ['-f', '-X', 'raw', '-e', 'trace=msync', process.execPath, '-e', code], {
-    env: { ...process.env, ...(force ? { PMEM2_FORCE_GRANULARITY: force } : {}) },
+  const out = spawnSync('strace', ['-f', '--seccomp-bpf', '-X', 'raw', '-e', 'trace=msync', process.execPath, '-e', code], {
+    env: { ...process.env, ...(force ? granularityEnv(force) : {}) },
     encoding: 'utf8',
   })
   if (out.status !== 0) throw new Error(out.stderr)

@@ -250,6 +250,11 @@ function measure(op) {
   return { min: times[0], median: times[times.length >> 1], max: times[times.length - 1], runs: times.length }
 }
 
+/**
+ * Creates the bench file and returns where it is. `wx` is O_CREAT | O_EXCL: it refuses any
+ * existing path, a dangling symbolic link included, so bench never follows a link and never
+ * touches a file it did not create; what it creates is removed on exit.
+ */
 function benchFile(target) {
   if (target === undefined) return { file: path.join(tempDir(), 'bench.bin'), where: 'temporary' }
   let stat

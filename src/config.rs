@@ -41,7 +41,7 @@ pub struct Config {
 #[napi]
 impl Config {
     /// Offset 0, length 0 (to the end), shared, read-write, granularity not set.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     #[allow(clippy::new_without_default)]
     pub fn new() -> Config {
         Config {
@@ -51,7 +51,7 @@ impl Config {
 
     /// The coarsest granularity the program can work with; mapping fails with
     /// `PMEM2_E_GRANULARITY_NOT_SUPPORTED` if the platform only offers a coarser one.
-    #[napi(ts_args_type = "granularity: Granularity")]
+    #[napi(catch_unwind, ts_args_type = "granularity: Granularity")]
     pub fn set_required_store_granularity(&mut self, env: Env, granularity: Unknown) -> Result<()> {
         let value = int_arg(&env, &granularity, "granularity", i32::MIN.into(), i32::MAX.into())?;
         let granularity = pmem2::Granularity::try_from(value).or_throw(&env)?;
@@ -61,7 +61,7 @@ impl Config {
 
     /// Where the mapping starts in the source: a multiple of `source.alignment`, at most
     /// 2^63-1 (`PMEM2_E_OFFSET_OUT_OF_RANGE` above).
-    #[napi(ts_args_type = "offset: number | bigint")]
+    #[napi(catch_unwind, ts_args_type = "offset: number | bigint")]
     pub fn set_offset(&mut self, env: Env, offset: Unknown) -> Result<()> {
         let offset = u64_arg(&env, &offset, "offset")?;
         self.inner.set_offset(offset).or_throw(&env)?;
@@ -69,7 +69,7 @@ impl Config {
     }
 
     /// How many bytes to map; 0 maps to the end of the source.
-    #[napi(ts_args_type = "length: number | bigint")]
+    #[napi(catch_unwind, ts_args_type = "length: number | bigint")]
     pub fn set_length(&mut self, env: Env, length: Unknown) -> Result<()> {
         let length = u64_arg(&env, &length, "length")?;
         self.inner.set_length(length);
@@ -77,7 +77,7 @@ impl Config {
     }
 
     /// `Sharing.Shared` (the default) or `Sharing.Private`.
-    #[napi(ts_args_type = "sharing: Sharing")]
+    #[napi(catch_unwind, ts_args_type = "sharing: Sharing")]
     pub fn set_sharing(&mut self, env: Env, sharing: Unknown) -> Result<()> {
         let value = int_arg(&env, &sharing, "sharing", i32::MIN.into(), i32::MAX.into())?;
         self.inner.set_sharing(pmem2::Sharing::try_from(value).or_throw(&env)?);
@@ -86,7 +86,7 @@ impl Config {
 
     /// A combination of `PROT_READ`, `PROT_WRITE` and `PROT_EXEC`, or `PROT_NONE`.
     /// `PROT_READ | PROT_WRITE` (negative in JavaScript) is accepted.
-    #[napi(ts_args_type = "protection: number")]
+    #[napi(catch_unwind, ts_args_type = "protection: number")]
     pub fn set_protection(&mut self, env: Env, protection: Unknown) -> Result<()> {
         // JavaScript's bitwise OR yields a signed 32-bit value; accept both spellings.
         let value = int_arg(&env, &protection, "protection", i32::MIN.into(), u32::MAX.into())?;
@@ -97,14 +97,14 @@ impl Config {
 
     /// Seed form (API 1.0): the file `map(config)` maps. Not duplicated: keep it open
     /// until `map` returns.
-    #[napi(ts_args_type = "fd: number")]
+    #[napi(catch_unwind, ts_args_type = "fd: number")]
     pub fn set_fd(&mut self, env: Env, fd: Unknown) -> Result<()> {
         self.inner.set_fd(fd_arg(&env, &fd)?);
         Ok(())
     }
 
     /// Seed form: the size of the file set with `setFd` (`PMEM2_E_FILE_HANDLE_NOT_SET` without one).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn get_file_size(&self, env: Env) -> Result<f64> {
         Ok(self.inner.file_size().or_throw(&env)? as f64)
     }

@@ -3,21 +3,32 @@
 //! `shim.js` installs them as `Mapping` methods and `header.d.ts` declares them: napi-rs class
 //! methods cost about 300 ns a call here, these about 40 ns. Each is one call into Rust that
 //! copies straight from the caller's bytes, with no intermediate allocation.
+//!
+//! The registry is looked up first and the region cloned out of it, so no borrow is held
+//! while arguments are read (`persistRanges` reads elements, which can run getters) or
+//! errors are built; the region's lock is held only around the core operation.
 
 use crate::args::{int_arg, usize_arg};
 use crate::error::{self, range, OrThrow};
 use crate::js::{self, FastOp};
-use crate::mapping::{Mapping, Region};
+use crate::mapping::Mapping;
+use crate::region::Region;
 use crate::registry;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use pmem2::MemFlags;
 
-/// Runs `op` on the live mapping behind the handle in `args[0]`.
-fn on_mapping<R>(env: &Env, args: &[Unknown], op: impl FnOnce(&Region) -> Result<R>) -> Result<R> {
+/// The region behind the handle in `args[0]`.
+fn region_of(env: &Env, args: &[Unknown]) -> Result<std::sync::Arc<Region>> {
     js::number_fast(env, &args[0])
-        .and_then(|handle| registry::with(handle, op))
-        .unwrap_or_else(|| Err(error::type_error(env, "the receiver is not a pmem2 Mapping")))
+        .and_then(registry::get)
+        .ok_or_else(|| error::type_error(env, "the receiver is not a pmem2 Mapping"))
+}
+
+/// Runs `op` on the region behind the handle in `args[0]`.
+fn on_mapping<R>(env: &Env, args: &[Unknown], op: impl FnOnce(&Region) -> Result<R>) -> Result<R> {
+    let region = region_of(env, args)?;
+    op(&region)
 }
 
 fn flags_arg(env: &Env, flags: &Unknown) -> Result<MemFlags> {
@@ -66,49 +77,53 @@ fn copy_in(env: &Env, region: &Region, dest_offset: usize, src: &Unknown, flags:
 struct Persist;
 impl FastOp for Persist {
     const ARGS: usize = 3;
-    fn run(env: &Env, args: &[Unknown]) -> Result<()> {
+    fn run(env: &Env, args: &[Unknown]) -> Result<Option<sys::napi_value>> {
         let (offset, length) = (usize_arg(env, &args[1], "offset")?, usize_arg(env, &args[2], "length")?);
-        on_mapping(env, args, |r| r.with_live(|m| m.persist(offset, length)).or_throw(env))
+        on_mapping(env, args, |r| r.with_live(|m| m.persist(offset, length)).or_throw(env))?;
+        Ok(None)
     }
 }
 
 struct Flush;
 impl FastOp for Flush {
     const ARGS: usize = 3;
-    fn run(env: &Env, args: &[Unknown]) -> Result<()> {
+    fn run(env: &Env, args: &[Unknown]) -> Result<Option<sys::napi_value>> {
         let (offset, length) = (usize_arg(env, &args[1], "offset")?, usize_arg(env, &args[2], "length")?);
-        on_mapping(env, args, |r| r.with_live(|m| m.flush(offset, length)).or_throw(env))
+        on_mapping(env, args, |r| r.with_live(|m| m.flush(offset, length)).or_throw(env))?;
+        Ok(None)
     }
 }
 
 struct Drain;
 impl FastOp for Drain {
     const ARGS: usize = 1;
-    fn run(env: &Env, args: &[Unknown]) -> Result<()> {
+    fn run(env: &Env, args: &[Unknown]) -> Result<Option<sys::napi_value>> {
         on_mapping(env, args, |r| {
             r.with_live(|m| {
                 m.drain();
                 Ok(())
             })
             .or_throw(env)
-        })
+        })?;
+        Ok(None)
     }
 }
 
 struct Memcpy;
 impl FastOp for Memcpy {
     const ARGS: usize = 4;
-    fn run(env: &Env, args: &[Unknown]) -> Result<()> {
+    fn run(env: &Env, args: &[Unknown]) -> Result<Option<sys::napi_value>> {
         let dest_offset = usize_arg(env, &args[1], "destOffset")?;
         let flags = flags_arg(env, &args[3])?;
-        on_mapping(env, args, |r| copy_in(env, r, dest_offset, &args[2], flags))
+        on_mapping(env, args, |r| copy_in(env, r, dest_offset, &args[2], flags))?;
+        Ok(None)
     }
 }
 
 struct Memset;
 impl FastOp for Memset {
     const ARGS: usize = 5;
-    fn run(env: &Env, args: &[Unknown]) -> Result<()> {
+    fn run(env: &Env, args: &[Unknown]) -> Result<Option<sys::napi_value>> {
         let dest_offset = usize_arg(env, &args[1], "destOffset")?;
         let value = int_arg(env, &args[2], "value", 0, 255)? as u8;
         let length = usize_arg(env, &args[3], "length")?;
@@ -116,44 +131,55 @@ impl FastOp for Memset {
         on_mapping(env, args, |r| {
             r.with_live(|m| m.memset(dest_offset, value, length, flags))
                 .or_throw(env)
-        })
+        })?;
+        Ok(None)
     }
 }
 
 struct Write;
 impl FastOp for Write {
     const ARGS: usize = 3;
-    fn run(env: &Env, args: &[Unknown]) -> Result<()> {
+    fn run(env: &Env, args: &[Unknown]) -> Result<Option<sys::napi_value>> {
         let offset = usize_arg(env, &args[1], "offset")?;
-        on_mapping(env, args, |r| copy_in(env, r, offset, &args[2], MemFlags::empty()))
+        on_mapping(env, args, |r| copy_in(env, r, offset, &args[2], MemFlags::empty()))?;
+        Ok(None)
     }
 }
 
 struct PersistRanges;
 impl FastOp for PersistRanges {
     const ARGS: usize = 2;
-    fn run(env: &Env, args: &[Unknown]) -> Result<()> {
+    fn run(env: &Env, args: &[Unknown]) -> Result<Option<sys::napi_value>> {
         let ranges = &args[1];
-        if !ranges.is_array()? {
-            return Err(error::type_error(
+        let not_an_array = || {
+            error::type_error(
                 env,
                 "The \"ranges\" argument must be an array of [offset, length] pairs",
-            ));
+            )
+        };
+        if !ranges.is_array()? {
+            return Err(not_an_array());
         }
         let array = ranges.coerce_to_object()?;
-        let count = array.get_array_length()?;
-        let mut pairs = Vec::with_capacity(count as usize);
+        // A Proxy of an array passes `Array.isArray` but has no length Node-API can read.
+        let count = array.get_array_length().map_err(|_| not_an_array())?;
+        // Never sized by `count`, which a sparse array sets at will: read element by element
+        // (a getter may run, holding nothing) and grow as the elements prove to exist.
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
         for i in 0..count {
             let pair: Unknown = array.get_element(i)?;
-            if !pair.is_array()? || pair.coerce_to_object()?.get_array_length()? != 2 {
+            let pair_array = pair.is_array()?.then(|| pair.coerce_to_object()).transpose()?;
+            let Some(pair) = pair_array.filter(|p| p.get_array_length().is_ok_and(|n| n == 2)) else {
                 return Err(error::type_error(
                     env,
                     &format!("ranges[{i}] must be an [offset, length] pair"),
                 ));
-            }
-            let pair = pair.coerce_to_object()?;
+            };
             let offset = usize_arg(env, &pair.get_element::<Unknown>(0)?, &format!("ranges[{i}][0]"))?;
             let length = usize_arg(env, &pair.get_element::<Unknown>(1)?, &format!("ranges[{i}][1]"))?;
+            if pairs.try_reserve(1).is_err() {
+                return Err(range(env, "out of memory for the ranges"));
+            }
             pairs.push((offset, length));
         }
         on_mapping(env, args, |r| {
@@ -168,18 +194,32 @@ impl FastOp for PersistRanges {
                 Ok(())
             })
             .or_throw(env)
-        })
+        })?;
+        Ok(None)
     }
 }
 
-/// The handle of a `Mapping` object; the shim caches it on the object.
-fn handle_of(ctx: FunctionCallContext) -> Result<f64> {
-    let env = &*ctx.env;
-    let value: Unknown = ctx.get(0)?;
-    match js::unwrap_class::<Mapping>(env, &value)? {
-        Some(mapping) => Ok(mapping.handle()),
-        None => Err(error::type_error(env, "the receiver is not a pmem2 Mapping")),
+/// `[tracked, outstanding]` of the region (`__pmem2Internals.counts` in `shim.js`).
+struct Counts;
+impl FastOp for Counts {
+    const ARGS: usize = 1;
+    fn run(env: &Env, args: &[Unknown]) -> Result<Option<sys::napi_value>> {
+        let (tracked, outstanding) = region_of(env, args)?.counts();
+        let mut out = env.create_array(2)?;
+        out.set(0, tracked as f64)?;
+        out.set(1, outstanding as f64)?;
+        Ok(Some(out.raw()))
     }
+}
+
+/// The handle of a `Mapping` object; the shim keeps it in a WeakMap keyed by the object.
+fn handle_of(ctx: FunctionCallContext) -> Result<f64> {
+    js::no_unwind(|| {
+        let env = &*ctx.env;
+        let value: Unknown = ctx.get(0)?;
+        let handle = js::unwrap_class::<Mapping>(env, &value)?.map(|mapping| mapping.region().handle());
+        handle.ok_or_else(|| error::type_error(env, "the receiver is not a pmem2 Mapping"))
+    })
 }
 
 /// The functions `shim.js` turns into `Mapping` methods.
@@ -200,5 +240,6 @@ pub fn functions(env: &Env) -> Result<Object<'_>> {
     add::<Memset>(env, &mut fns, "memset")?;
     add::<Write>(env, &mut fns, "write")?;
     add::<PersistRanges>(env, &mut fns, "persistRanges")?;
+    add::<Counts>(env, &mut fns, "counts")?;
     Ok(fns)
 }

@@ -1,13 +1,21 @@
 //! Turning failures into JavaScript exceptions: `Pmem2Error` for everything the library
 //! reports, `TypeError` and `RangeError` for bad arguments, as Node's own APIs do.
+//!
+//! Building an exception may run user JavaScript (a constructor reached through a modified
+//! prototype chain, for instance), so callers build one only when they hold no lock and no
+//! borrow. Where it can be avoided, nothing user-defined runs: `code` and `errno` are defined
+//! as own properties (no setter on `Error.prototype` fires), and the result is handed to
+//! napi-rs without reading any of its properties.
 
 use crate::js::{self, ErrorClass, JsRef};
 use napi::bindgen_prelude::*;
 
-/// Per-runtime handles to the JavaScript half of the binding (`src/shim.js`).
+/// Per-runtime handles to the JavaScript half of the binding (`src/shim.js`), captured when
+/// the addon loads, before user code could replace them.
 pub struct Runtime {
     pub error_class: JsRef,
-    pub to_buffer: JsRef,
+    /// `Buffer.allocUnsafeSlow`.
+    pub alloc_buffer: JsRef,
     /// `buffer.constants.MAX_LENGTH` of this runtime.
     pub max_buffer_length: f64,
 }
@@ -32,7 +40,7 @@ pub fn coded(env: &Env, code: &str, errno: i32, message: &str) -> Error {
             env.create_int32(errno)?.raw(),
         ];
         let err = js::new_instance(env, ctor, &args)?;
-        Ok(Error::from(js::unknown(env, err)))
+        Ok(js::error_from_value(env, err))
     };
     build().unwrap_or_else(|e| e)
 }
@@ -48,7 +56,7 @@ pub fn pmem2(env: &Env, err: pmem2::Error) -> Error {
 
 fn builtin(env: &Env, class: ErrorClass, code: &str, message: &str) -> Error {
     match js::create_error(env, class, code, message) {
-        Ok(value) => Error::from(js::unknown(env, value)),
+        Ok(value) => js::error_from_value(env, value),
         Err(e) => e,
     }
 }
@@ -58,9 +66,35 @@ pub fn type_error(env: &Env, message: &str) -> Error {
     builtin(env, ErrorClass::Type, "ERR_INVALID_ARG_TYPE", message)
 }
 
+/// `TypeError` with code `ERR_INVALID_ARG_VALUE`.
+pub fn invalid_value(env: &Env, message: &str) -> Error {
+    builtin(env, ErrorClass::Type, "ERR_INVALID_ARG_VALUE", message)
+}
+
 /// `RangeError` with code `ERR_OUT_OF_RANGE`.
 pub fn range(env: &Env, message: &str) -> Error {
     builtin(env, ErrorClass::Range, "ERR_OUT_OF_RANGE", message)
+}
+
+/// Node's `RangeError` `ERR_BUFFER_TOO_LARGE`, with its wording.
+pub fn buffer_too_large(env: &Env, max: f64) -> Error {
+    builtin(
+        env,
+        ErrorClass::Range,
+        "ERR_BUFFER_TOO_LARGE",
+        &format!("Cannot create a Buffer larger than {max} bytes"),
+    )
+}
+
+/// A new uninitialised Buffer of `len` bytes (at most the runtime's `MAX_LENGTH`), from the
+/// runtime's own allocator: failing to get the memory is a `RangeError`, not an abort.
+pub fn alloc_buffer(env: &Env, len: usize) -> Result<napi::sys::napi_value> {
+    let alloc = runtime(env)?
+        .alloc_buffer
+        .get(env)?
+        .ok_or_else(|| Error::from_reason("Buffer.allocUnsafeSlow collected"))?;
+    let len = env.create_double(len as f64)?.raw();
+    js::call(env, alloc, &[len])
 }
 
 /// Extension to convert core results at the call site: `core_call().or_throw(env)?`.

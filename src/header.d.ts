@@ -8,7 +8,10 @@
  * ```
  */
 export declare class Pmem2Error extends Error {
-  /** `'PMEM2_E_MAP_RANGE'`, an errno name such as `'EACCES'`, or `'ERR_EXTERNAL_BUFFERS_NOT_ALLOWED'`. */
+  /**
+   * `'PMEM2_E_MAP_RANGE'`, an errno name such as `'EACCES'`, `'ERR_EXTERNAL_BUFFERS_NOT_ALLOWED'`, or
+   * `'ERR_PMEM2_TOO_MANY_MAPPINGS'` (2^32 mappings registered at once).
+   */
   readonly code: string
   /** The number libpmem2 returns for the failure: `-100006`, or `-13` for EACCES. */
   readonly errno: number

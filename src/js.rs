@@ -1,14 +1,20 @@
-//! The few raw Node-API calls napi-rs does not wrap the way pmem2 needs: external
-//! ArrayBuffers without napi-rs's silent-copy fallback, detaching them, and references that
-//! outlive a call.
+//! The raw Node-API calls napi-rs does not wrap the way pmem2 needs: external buffers without
+//! napi-rs's silent-copy fallback, detaching them, references that outlive a call, errors
+//! whose properties are defined (no user setter runs), external-memory accounting, and the
+//! data path's fast functions.
+//!
+//! None of these functions runs user JavaScript, except [`call`] and [`new_instance`], whose
+//! callers pass functions captured from the runtime at load time.
 //!
 //! # Safety
-//! Every function takes a live `Env` (the current call's) and values created in it; napi
-//! checks the handles and reports misuse as a status, which is turned into an error.
+//! Every function takes a live `Env` (the current call's, a finalizer's or a cleanup hook's)
+//! and values created in it; Node-API checks the handles and reports misuse as a status,
+//! which is turned into an error.
 #![allow(unsafe_code)]
 
 use napi::bindgen_prelude::*;
 use napi::sys;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
 fn check(status: sys::napi_status, what: &str) -> Result<()> {
@@ -17,6 +23,11 @@ fn check(status: sys::napi_status, what: &str) -> Result<()> {
     } else {
         Err(Error::new(Status::from(status), format!("{what} failed")))
     }
+}
+
+/// Runs `f`, turning a panic into an error: no panic may unwind into Node.
+pub fn no_unwind<R>(f: impl FnOnce() -> Result<R>) -> Result<R> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(Error::from_reason("pmem2: internal error (panic)")))
 }
 
 /// A Node-API reference: strong (keeps the value alive) or weak (reads back `None` once the
@@ -55,61 +66,86 @@ impl JsRef {
     }
 }
 
-/// Why an external ArrayBuffer could not be made.
+/// What owns external memory: told with an env when Node finalizes the buffer over it.
+pub trait Finalize: Sized + 'static {
+    fn finalize(self, env: &Env);
+}
+
+/// Why an external buffer could not be made.
 pub enum ExternalError {
     /// The runtime forbids external buffers (Electron's V8 sandbox).
     NotAllowed,
     Other(Error),
 }
 
-/// Creates an ArrayBuffer over `[data, data+len)` without copying. `finalize` runs when the
-/// buffer (or a buffer its contents were transferred to) is collected.
+/// A Node `Buffer` over `[data, data+len)` without copying, and its ArrayBuffer (`None` if
+/// Node could not tell it, which leaves the buffer untrackable but safe). `owner` is
+/// finalized when the backing store is freed: after the buffer, or every buffer its contents
+/// were moved to (`transfer()`, a BYOB stream, a worker), is collected, or at env teardown.
 ///
-/// Unlike napi-rs's `ArrayBuffer::from_external`, a refusal is reported instead of silently
-/// copying: a copy of persistent memory would lose every write.
+/// Unlike napi-rs's `from_external`, a refusal is reported instead of silently copying: a copy
+/// of persistent memory would lose every write. On failure `owner` is handed back.
 ///
 /// # Safety
-/// The memory must stay valid until `finalize` runs; `finalize` must keep it valid until then
-/// (it receives ownership of whatever keeps the memory alive).
-pub unsafe fn create_external_arraybuffer<T: 'static>(
+/// The memory must stay valid until `owner` is finalized.
+pub unsafe fn create_external_buffer<T: Finalize>(
     env: &Env,
     data: *mut u8,
     len: usize,
-    keep_alive: T,
-) -> std::result::Result<sys::napi_value, ExternalError> {
-    unsafe extern "C" fn finalize<T>(_env: sys::napi_env, _data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
-        // SAFETY: `hint` is the Box leaked below and this finalizer runs exactly once.
-        drop(unsafe { Box::from_raw(hint.cast::<T>()) });
+    owner: T,
+) -> std::result::Result<(sys::napi_value, Option<sys::napi_value>), (ExternalError, T)> {
+    unsafe extern "C" fn finalize<T: Finalize>(
+        raw_env: sys::napi_env,
+        _data: *mut std::ffi::c_void,
+        hint: *mut std::ffi::c_void,
+    ) {
+        // SAFETY: `hint` is the Box leaked below and Node calls this finalizer exactly once.
+        let owner = unsafe { Box::from_raw(hint.cast::<T>()) };
+        let env = Env::from_raw(raw_env);
+        // A panic must not unwind into Node.
+        let _ = catch_unwind(AssertUnwindSafe(|| owner.finalize(&env)));
     }
     if simulate_no_external_buffers() {
-        return Err(ExternalError::NotAllowed);
+        return Err((ExternalError::NotAllowed, owner));
     }
-    let hint = Box::into_raw(Box::new(keep_alive));
-    let mut value = ptr::null_mut();
+    let hint = Box::into_raw(Box::new(owner));
+    let mut buffer = ptr::null_mut();
     // SAFETY: the caller guarantees the memory outlives the buffer; `hint` is a live Box.
     let status = unsafe {
-        sys::napi_create_external_arraybuffer(
+        sys::napi_create_external_buffer(
             env.raw(),
-            data.cast(),
             len,
+            data.cast(),
             Some(finalize::<T>),
             hint.cast(),
-            &mut value,
+            &mut buffer,
         )
     };
-    if status == sys::Status::napi_ok {
-        return Ok(value);
+    if status != sys::Status::napi_ok {
+        // SAFETY: creation failed, so the finalizer will never run; reclaim the hint here.
+        let owner = *unsafe { Box::from_raw(hint) };
+        let why = if status == sys::Status::napi_no_external_buffers_allowed {
+            ExternalError::NotAllowed
+        } else {
+            ExternalError::Other(Error::new(Status::from(status), "napi_create_external_buffer failed"))
+        };
+        return Err((why, owner));
     }
-    // SAFETY: creation failed, so the finalizer will never run; reclaim the hint here.
-    drop(unsafe { Box::from_raw(hint) });
-    if status == sys::Status::napi_no_external_buffers_allowed {
-        Err(ExternalError::NotAllowed)
-    } else {
-        Err(ExternalError::Other(Error::new(
-            Status::from(status),
-            "napi_create_external_arraybuffer failed",
-        )))
-    }
+    let mut arraybuffer = ptr::null_mut();
+    // SAFETY: `buffer` is a live Buffer of this env; unneeded outputs may be null.
+    let status = unsafe {
+        sys::napi_get_typedarray_info(
+            env.raw(),
+            buffer,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut arraybuffer,
+            ptr::null_mut(),
+        )
+    };
+    // The buffer exists (and owns `owner`) even if this fails; the caller then cannot track it.
+    Ok((buffer, (status == sys::Status::napi_ok).then_some(arraybuffer)))
 }
 
 /// `PMEM2_SIMULATE_NO_EXTERNAL_BUFFERS=1` makes this process behave like a runtime that
@@ -118,10 +154,17 @@ fn simulate_no_external_buffers() -> bool {
     std::env::var_os("PMEM2_SIMULATE_NO_EXTERNAL_BUFFERS").is_some_and(|v| v == "1")
 }
 
-/// Detaches an ArrayBuffer: its length and every view's length become 0. Returns `true` if
-/// it was already detached, which for our buffers means its contents escaped through
-/// `ArrayBuffer.prototype.transfer()`.
-pub fn detach_arraybuffer(env: &Env, value: sys::napi_value) -> Result<bool> {
+/// What [`detach_arraybuffer`] found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Detach {
+    /// It was attached and is detached now: nothing reaches its memory through it any more.
+    Detached,
+    /// It was already detached: for our buffers, its contents were moved elsewhere.
+    AlreadyDetached,
+}
+
+/// Detaches an ArrayBuffer: its length and every view's length become 0.
+pub fn detach_arraybuffer(env: &Env, value: sys::napi_value) -> Result<Detach> {
     let mut detached = false;
     // SAFETY: `value` is a live handle of this env.
     check(
@@ -129,14 +172,14 @@ pub fn detach_arraybuffer(env: &Env, value: sys::napi_value) -> Result<bool> {
         "napi_is_detached_arraybuffer",
     )?;
     if detached {
-        return Ok(true);
+        return Ok(Detach::AlreadyDetached);
     }
     // SAFETY: as above; the buffer is external, which V8 requires for detaching.
     check(
         unsafe { sys::napi_detach_arraybuffer(env.raw(), value) },
         "napi_detach_arraybuffer",
     )?;
-    Ok(false)
+    Ok(Detach::Detached)
 }
 
 /// `new ctor(...args)`.
@@ -180,6 +223,28 @@ pub fn as_bigint(value: &Unknown) -> Result<Option<BigInt>> {
     unsafe { value.cast::<BigInt>() }.map(Some)
 }
 
+/// Defines `name` on `object` as an own writable, enumerable, configurable data property,
+/// as an assignment to a fresh object would, but without running setters on its prototypes.
+pub fn define_value(env: &Env, object: sys::napi_value, name: &std::ffi::CStr, value: sys::napi_value) -> Result<()> {
+    let attributes =
+        sys::PropertyAttributes::writable | sys::PropertyAttributes::enumerable | sys::PropertyAttributes::configurable;
+    let descriptor = sys::napi_property_descriptor {
+        utf8name: name.as_ptr(),
+        name: ptr::null_mut(),
+        method: None,
+        getter: None,
+        setter: None,
+        value,
+        attributes,
+        data: ptr::null_mut(),
+    };
+    // SAFETY: `object` and `value` are live handles of this env; `name` is NUL-terminated.
+    check(
+        unsafe { sys::napi_define_properties(env.raw(), object, 1, &descriptor) },
+        "napi_define_properties",
+    )
+}
+
 /// Which built-in error constructor [`create_error`] uses.
 #[derive(Clone, Copy)]
 pub enum ErrorClass {
@@ -187,33 +252,44 @@ pub enum ErrorClass {
     Range,
 }
 
-/// A `TypeError` or `RangeError` with a `code` property, as Node's own argument errors.
+/// A `TypeError` or `RangeError` with an own `code` property, as Node's own argument errors.
+/// Unlike `napi_create_range_error` with a code, no setter of `code` on a prototype runs.
 pub fn create_error(env: &Env, class: ErrorClass, code: &str, message: &str) -> Result<sys::napi_value> {
-    let code = env.create_string(code)?.raw();
     let message = env.create_string(message)?.raw();
     let mut value = ptr::null_mut();
-    // SAFETY: `code` and `message` are live string handles of this env.
+    // SAFETY: `message` is a live string handle of this env; a null code sets nothing.
     let status = unsafe {
         match class {
-            ErrorClass::Type => sys::napi_create_type_error(env.raw(), code, message, &mut value),
-            ErrorClass::Range => sys::napi_create_range_error(env.raw(), code, message, &mut value),
+            ErrorClass::Type => sys::napi_create_type_error(env.raw(), ptr::null_mut(), message, &mut value),
+            ErrorClass::Range => sys::napi_create_range_error(env.raw(), ptr::null_mut(), message, &mut value),
         }
     };
     check(status, "napi_create_error")?;
+    define_value(env, value, c"code", env.create_string(code)?.raw())?;
     Ok(value)
 }
 
+/// A napi-rs error that throws (or rejects with) the JavaScript error `value` itself.
+/// Reads nothing from it through `[[Get]]`, so no user getter runs.
+pub fn error_from_value(env: &Env, value: sys::napi_value) -> Error {
+    Error::from_unknown_without_coercion(unknown(env, value))
+}
+
 /// The Rust half of a `#[napi]` class instance, or `None` if `value` is not one.
-pub fn unwrap_class<'env, T>(env: &Env, value: &Unknown<'env>) -> Result<Option<ClassInstance<'env, T>>>
+///
+/// Only the wrap and the type tag are looked at (private to Node-API): no `instanceof`,
+/// which a `Symbol.hasInstance` or a Proxy's `getPrototypeOf` trap could answer by running
+/// user code.
+pub fn unwrap_class<'env, T>(_env: &Env, value: &Unknown<'env>) -> Result<Option<ClassInstance<'env, T>>>
 where
     T: JavaScriptClassExt + MaybeTypeTag + 'env,
 {
-    if value.get_type()? != ValueType::Object || !T::instance_of(env, value)? {
+    if value.get_type()? != ValueType::Object {
         return Ok(None);
     }
-    // SAFETY: `instance_of` confirmed the object wraps a `T`; the conversion re-checks the
-    // type tag and fails (rather than misreading memory) on a spoofed object.
-    unsafe { value.cast::<ClassInstance<'env, T>>() }.map(Some)
+    // SAFETY: the conversion checks that the object wraps a `T` (the wrap and the type tag)
+    // and fails, rather than misreading memory, for any other object.
+    Ok(unsafe { value.cast::<ClassInstance<'env, T>>() }.ok())
 }
 
 /// The data pointer and length of a `Uint8Array` (or Buffer), or `None` if `value` is not one.
@@ -245,8 +321,31 @@ pub fn typed_bytes_ptr(env: &Env, value: &Unknown) -> Result<Option<(*const u8, 
     )))
 }
 
+/// The writable bytes of a Buffer this call just created and has not exposed yet.
+pub fn fresh_buffer_bytes(env: &Env, buffer: sys::napi_value) -> Result<(*mut u8, usize)> {
+    let (mut data, mut len) = (ptr::null_mut(), 0);
+    // SAFETY: `buffer` is a live handle of this env; napi checks that it is a Buffer.
+    check(
+        unsafe { sys::napi_get_buffer_info(env.raw(), buffer, &mut data, &mut len) },
+        "napi_get_buffer_info",
+    )?;
+    Ok((data.cast(), if data.is_null() { 0 } else { len }))
+}
+
+/// The length in UTF-8 bytes of a string value, without copying it.
+pub fn utf8_length(env: &Env, value: &Unknown) -> Result<usize> {
+    let mut len = 0;
+    // SAFETY: `value` is a live handle of this env; a null buffer asks for the length only.
+    check(
+        unsafe { sys::napi_get_value_string_utf8(env.raw(), value.raw(), ptr::null_mut(), 0, &mut len) },
+        "napi_get_value_string_utf8",
+    )?;
+    Ok(len)
+}
+
 /// The value of a number argument with one Node-API call, or `None` if it is not a number
 /// (the caller then takes the slower path that also accepts bigints and explains errors).
+/// Never coerces: `valueOf` is not called.
 pub fn number_fast(env: &Env, value: &Unknown) -> Option<f64> {
     let mut n = 0.0;
     // SAFETY: `value` is a live handle of this env; a non-number only yields a status.
@@ -254,11 +353,19 @@ pub fn number_fast(env: &Env, value: &Unknown) -> Option<f64> {
     (status == sys::Status::napi_ok).then_some(n)
 }
 
+/// Tells V8 that `delta` bytes of memory outside its heap came (positive) or went (negative),
+/// so it schedules garbage collection with them in mind.
+pub fn adjust_external_memory(env: &Env, delta: i64) {
+    let mut total = 0;
+    // SAFETY: a plain counter update on this env's isolate.
+    unsafe { sys::napi_adjust_external_memory(env.raw(), delta, &mut total) };
+}
+
 /// A data-path operation called through [`create_fast_function`]: `run` receives the call's
-/// first `ARGS` arguments (missing ones are `undefined`).
+/// first `ARGS` arguments (missing ones are `undefined`) and returns nothing or a value.
 pub trait FastOp {
     const ARGS: usize;
-    fn run(env: &Env, args: &[Unknown]) -> Result<()>;
+    fn run(env: &Env, args: &[Unknown]) -> Result<Option<sys::napi_value>>;
 }
 
 const MAX_FAST_ARGS: usize = 6;
@@ -283,15 +390,16 @@ unsafe extern "C" fn fast_trampoline<F: FastOp>(
     let env = Env::from_raw(raw_env);
     let result = check(status, "napi_get_cb_info").and_then(|()| {
         let args: [Unknown; MAX_FAST_ARGS] = std::array::from_fn(|i| unknown(&env, argv[i]));
-        // A panic must not unwind into Node; it becomes an exception.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| F::run(&env, &args[..F::ARGS])))
-            .unwrap_or_else(|_| Err(Error::from_reason("pmem2: internal error (panic)")))
+        no_unwind(|| F::run(&env, &args[..F::ARGS]))
     });
-    if let Err(err) = result {
-        // SAFETY: `raw_env` is this callback's env.
-        unsafe { JsError::from(err).throw_into(raw_env) };
+    match result {
+        Ok(value) => value.unwrap_or(ptr::null_mut()), // null is undefined
+        Err(err) => {
+            // SAFETY: `raw_env` is this callback's env.
+            unsafe { JsError::from(err).throw_into(raw_env) };
+            ptr::null_mut()
+        }
     }
-    ptr::null_mut() // undefined
 }
 
 /// A JavaScript function that calls `F::run` with as little overhead as Node-API allows: no

@@ -1,11 +1,15 @@
 //! Node.js binding of the `pmem2` crate: argument checks and conversions only.
 //!
 //! Each concept has its file: `source.rs`, `config.rs`, `mapping.rs` (the class),
-//! `data_path.rs` (persist and copies, as plain functions on a `registry.rs` handle because
-//! napi-rs class methods cost ~300 ns a call), `map_file.rs`, `tasks.rs` (libuv pool);
-//! `args.rs` checks arguments, `error.rs` builds exceptions, `js.rs` holds the raw Node-API
-//! calls, and `shim.js` is the little JavaScript napi-rs cannot express (`Pmem2Error`,
-//! `Symbol.dispose`, and the data-path methods).
+//! `region.rs` (the mapped range and when it may be unmapped), `data_path.rs` (persist and
+//! copies, as plain functions on a `registry.rs` handle because napi-rs class methods cost
+//! ~300 ns a call), `map_file.rs`, `tasks.rs` (libuv pool); `args.rs` checks arguments,
+//! `error.rs` builds exceptions, `js.rs` holds the raw Node-API calls, and `shim.js` is the
+//! little JavaScript napi-rs cannot express (`Pmem2Error`, `Symbol.dispose`, and the
+//! data-path methods).
+//!
+//! No panic crosses into Node: every `#[napi]` item is `catch_unwind`, and the hand-made
+//! callbacks (fast functions, finalizers, the cleanup hook, module init) catch their own.
 #![deny(unsafe_code)]
 #![deny(clippy::all)]
 // napi-rs registers exports only outside cfg(test), so a test build sees them as unused.
@@ -19,6 +23,7 @@ mod js;
 mod map_file;
 mod mapping;
 mod platform;
+mod region;
 mod registry;
 mod source;
 mod tasks;
@@ -61,7 +66,12 @@ pub const MEM_NOFLUSH: u32 = 32;
 
 /// Runs `shim.js` and exports `errorCodes` when the addon loads.
 #[napi(module_exports)]
-pub fn init(mut exports: Object, env: Env) -> Result<()> {
+pub fn init(exports: Object, env: Env) -> Result<()> {
+    js::no_unwind(|| install(exports, &env))
+}
+
+fn install(mut exports: Object, env: &Env) -> Result<()> {
+    let env = *env;
     let mut codes = Object::new(&env)?;
     for &(name, code) in pmem2::ERROR_CODES {
         codes.set_named_property(name, code)?;
@@ -71,12 +81,22 @@ pub fn init(mut exports: Object, env: Env) -> Result<()> {
     let install: Function<FnArgs<(Object, Object)>, Object> = env.run_script(include_str!("shim.js"))?;
     let installed = install.call(FnArgs::from((exports, data_path::functions(&env)?)))?;
     let error_class: Unknown = installed.get_named_property("Pmem2Error")?;
-    let to_buffer: Unknown = installed.get_named_property("toBuffer")?;
+    let alloc_buffer: Unknown = installed.get_named_property("allocBuffer")?;
     let max_buffer_length: f64 = installed.get_named_property("maxBufferLength")?;
     let runtime = error::Runtime {
         error_class: JsRef::new(&env, error_class.raw(), true)?,
-        to_buffer: JsRef::new(&env, to_buffer.raw(), true)?,
+        alloc_buffer: JsRef::new(&env, alloc_buffer.raw(), true)?,
         max_buffer_length,
     };
-    env.set_instance_data(runtime, (), |_| {})
+    // Node does not free references an addon made when an environment (a Worker) goes away:
+    // release them with the instance data, or every environment that loads pmem2 leaks them.
+    env.set_instance_data(runtime, (), |ctx| {
+        let error::Runtime {
+            error_class,
+            alloc_buffer,
+            ..
+        } = ctx.value;
+        error_class.delete(&ctx.env);
+        alloc_buffer.delete(&ctx.env);
+    })
 }

@@ -3,17 +3,71 @@
 use crate::args::{class_arg, int_arg, u64_arg};
 use crate::config::Config;
 use crate::error::{self, OrThrow};
+use crate::js;
 use crate::mapping::Mapping;
 use crate::source::Source;
 use crate::tasks::MapTask;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+/// The longest path the kernel accepts, in bytes with its terminating NUL (`PATH_MAX`).
+const PATH_MAX: usize = 4096;
+
+/// A string path without NUL bytes. A path the kernel would refuse as too long is refused
+/// here with the same error, before copying it.
 fn path_arg(env: &Env, path: &Unknown) -> Result<String> {
     if path.get_type()? != ValueType::String {
         return Err(error::type_error(env, "The \"path\" argument must be of type string"));
     }
-    path.coerce_to_string()?.into_utf8()?.into_owned()
+    if js::utf8_length(env, path)? >= PATH_MAX {
+        let err = pmem2::Error::new(pmem2::ErrorKind::Os(libc::ENAMETOOLONG), "open: the path is too long");
+        return Err(error::pmem2(env, err));
+    }
+    let path = path.coerce_to_string()?.into_utf8()?.into_owned()?;
+    if path.contains('\0') {
+        return Err(error::invalid_value(
+            env,
+            &format!(
+                "The argument 'path' must be a string, Uint8Array, or URL without null bytes. Received {}",
+                inspect(&path)
+            ),
+        ));
+    }
+    Ok(path)
+}
+
+/// `util.inspect` of a string as Node's argument errors show it: quoted, control characters
+/// escaped, cut after 128 characters.
+fn inspect(s: &str) -> String {
+    let quote = match (s.contains('\''), s.contains('"'), s.contains('`')) {
+        (false, _, _) => '\'',
+        (true, false, _) => '"',
+        (true, true, false) => '`',
+        (true, true, true) => '\'',
+    };
+    let mut out = String::new();
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\\' => out.push_str("\\\\"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    if out.chars().count() > 128 {
+        out = out.chars().take(128).collect::<String>() + "...";
+    }
+    out
 }
 
 fn bool_field(env: &Env, options: &Object, name: &str) -> Result<Option<bool>> {
@@ -71,15 +125,17 @@ fn file_options(env: &Env, options: Option<Unknown>) -> Result<pmem2::FileOption
 /// ```ts
 /// const log = mapFile('/mnt/pmem/log', { size: 1 << 20, create: true })
 /// ```
-#[napi(ts_args_type = "path: string, options?: MapFileOptions")]
+#[napi(catch_unwind, ts_args_type = "path: string, options?: MapFileOptions")]
 pub fn map_file(env: Env, path: Unknown, options: Option<Unknown>) -> Result<Mapping> {
     let path = path_arg(&env, &path)?;
     let options = file_options(&env, options)?;
-    Ok(Mapping::new(pmem2::map_file(path, &options).or_throw(&env)?))
+    let map = pmem2::map_file(path, &options).or_throw(&env)?;
+    Mapping::new(&env, map)
 }
 
 /// `mapFile` on the libuv thread pool. Rejects with the same `Pmem2Error`s.
 #[napi(
+    catch_unwind,
     ts_args_type = "path: string, options?: MapFileOptions",
     ts_return_type = "Promise<Mapping>"
 )]
@@ -90,7 +146,11 @@ pub fn map_file_async(env: Env, path: Unknown, options: Option<Unknown>) -> Resu
 }
 
 /// `mapNew` on the libuv thread pool. Keep the source's fd open until the promise settles.
-#[napi(ts_args_type = "config: Config, source: Source", ts_return_type = "Promise<Mapping>")]
+#[napi(
+    catch_unwind,
+    ts_args_type = "config: Config, source: Source",
+    ts_return_type = "Promise<Mapping>"
+)]
 pub fn map_async(env: Env, config: Unknown, source: Unknown) -> Result<AsyncTask<MapTask>> {
     let config = class_arg::<Config>(&env, &config, "config", "Config")?.inner.clone();
     let source = class_arg::<Source>(&env, &source, "source", "Source")?.inner.clone();

@@ -23,7 +23,7 @@ pub struct PlatformInfo {
 }
 
 /// What pmem2 chose for this CPU and what the platform reports (eADR, page size).
-#[napi]
+#[napi(catch_unwind)]
 pub fn platform_info() -> PlatformInfo {
     let cpu = pmem2::persist::cpu();
     let sysfs = pmem2::Sysfs::from_env();

@@ -24,7 +24,7 @@ impl Source {
     ///
     /// Throws `Pmem2Error` `PMEM2_E_INVALID_FILE_HANDLE` for a negative, closed or write-only
     /// fd and `PMEM2_E_INVALID_FILE_TYPE` for directories, FIFOs, sockets and other devices.
-    #[napi(factory, ts_args_type = "fd: number")]
+    #[napi(factory, catch_unwind, ts_args_type = "fd: number")]
     pub fn from_fd(env: Env, fd: Unknown) -> Result<Source> {
         let fd = fd_arg(&env, &fd)?;
         Ok(Source {
@@ -33,7 +33,7 @@ impl Source {
     }
 
     /// An anonymous, zero-filled source of `size` bytes.
-    #[napi(factory, ts_args_type = "size: number | bigint")]
+    #[napi(factory, catch_unwind, ts_args_type = "size: number | bigint")]
     pub fn from_anon(env: Env, size: Unknown) -> Result<Source> {
         let size = usize_arg(&env, &size, "size")?;
         Ok(Source {
@@ -42,13 +42,13 @@ impl Source {
     }
 
     /// The size in bytes: the file size (read now), device DAX size, or anonymous size.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn size(&self, env: Env) -> Result<f64> {
         Ok(self.inner.size().or_throw(&env)? as f64)
     }
 
     /// `'regular'` or `'devdax'` for a file source, `null` for an anonymous one.
-    #[napi(getter, ts_return_type = "'regular' | 'devdax' | null")]
+    #[napi(getter, catch_unwind, ts_return_type = "'regular' | 'devdax' | null")]
     pub fn file_type(&self) -> Option<&'static str> {
         self.inner.file_type().map(|t| match t {
             pmem2::FileType::Regular => "regular",
@@ -57,7 +57,7 @@ impl Source {
     }
 
     /// The alignment mapping offsets and lengths must respect (the page size for files).
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn alignment(&self, env: Env) -> Result<f64> {
         Ok(self.inner.alignment().or_throw(&env)? as f64)
     }

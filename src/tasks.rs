@@ -2,8 +2,10 @@
 //! PAGE-granularity persists (msync), so servers do not block their event loop.
 
 use crate::error;
-use crate::mapping::{Mapping, Region};
+use crate::mapping::Mapping;
+use crate::region::{Region, UserHold};
 use napi::bindgen_prelude::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 /// Runs a core operation off the JavaScript thread, keeping its error for `reject`, where an
@@ -23,7 +25,10 @@ impl<T: Send + 'static> CoreTask<T> {
 
     fn run(&mut self) -> Result<T> {
         let job = self.job.take().ok_or_else(|| Error::from_reason("task already ran"))?;
-        job().map_err(|e| {
+        // A panic on a pool thread must not unwind into libuv.
+        let outcome =
+            catch_unwind(AssertUnwindSafe(job)).map_err(|_| Error::from_reason("pmem2: internal error (panic)"))?;
+        outcome.map_err(|e| {
             let reason = e.to_string();
             self.failure = Some(e);
             Error::from_reason(reason)
@@ -55,8 +60,8 @@ impl Task for MapTask {
         self.0.run()
     }
 
-    fn resolve(&mut self, _env: Env, output: pmem2::Mapping) -> Result<Mapping> {
-        Ok(Mapping::new(output))
+    fn resolve(&mut self, env: Env, output: pmem2::Mapping) -> Result<Mapping> {
+        Mapping::new(&env, output)
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Mapping> {
@@ -64,12 +69,20 @@ impl Task for MapTask {
     }
 }
 
-/// `mapping.persistAsync`. Holds the region, so a concurrent `unmap()` waits for it.
-pub struct PersistTask(CoreTask<()>);
+/// `mapping.persistAsync`. Holds the region as a user, so it stays mapped until the task
+/// settles; a concurrent `unmap()` waits for a running msync.
+pub struct PersistTask {
+    core: CoreTask<()>,
+    hold: Option<UserHold>,
+}
 
 impl PersistTask {
     pub(crate) fn new(region: Arc<Region>, offset: usize, length: usize) -> PersistTask {
-        PersistTask(CoreTask::new(move || region.with_live(|m| m.persist(offset, length))))
+        let hold = UserHold::new(&region);
+        PersistTask {
+            core: CoreTask::new(move || region.with_live(|m| m.persist(offset, length))),
+            hold: Some(hold),
+        }
     }
 }
 
@@ -78,7 +91,7 @@ impl Task for PersistTask {
     type JsValue = ();
 
     fn compute(&mut self) -> Result<()> {
-        self.0.run()
+        self.core.run()
     }
 
     fn resolve(&mut self, _env: Env, _output: ()) -> Result<()> {
@@ -86,6 +99,13 @@ impl Task for PersistTask {
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<()> {
-        Err(self.0.rejection(&env, err))
+        Err(self.core.rejection(&env, err))
+    }
+
+    fn finally(mut self, env: Env) -> Result<()> {
+        if let Some(hold) = self.hold.take() {
+            hold.release(&env);
+        }
+        Ok(())
     }
 }

@@ -151,7 +151,8 @@ impl Source {
     /// The size in bytes: the anonymous size, the file size (read now), or the device DAX size.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidFileHandle`] if the fd was closed; sysfs errors for device DAX.
+    /// [`ErrorKind::InvalidFileHandle`] if the fd was closed (also for device DAX); sysfs
+    /// errors for device DAX.
     #[doc(alias = "pmem2_source_size")]
     pub fn size(&self) -> Result<u64> {
         match self.kind {
@@ -170,10 +171,16 @@ impl Source {
                 })
             }
             SourceKind::Fd {
+                fd,
                 file_type: FileType::DeviceDax,
                 rdev,
                 ..
-            } => Sysfs::from_env().device_dax_size(libc::major(rdev), libc::minor(rdev)),
+            } => {
+                // libpmem2 fstats the fd on every call for device DAX too: a closed fd is
+                // InvalidFileHandle, not the size.
+                sys::fstat(fd)?;
+                Sysfs::from_env().device_dax_size(libc::major(rdev), libc::minor(rdev))
+            }
         }
     }
 

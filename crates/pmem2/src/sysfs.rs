@@ -164,12 +164,16 @@ impl Sysfs {
 
     /// Deep flush of nd region `region`: reads `bus/nd/devices/regionN/deep_flush` and, unless
     /// it says `0` (the kernel reports no flush is needed), writes `1` to it. Returns whether
-    /// it wrote.
+    /// it wrote. A region without the file gets nothing, as in libpmem2: the kernel leaves it
+    /// out where it cannot tell whether the region needs a flush (no NVDIMM behind it, as for
+    /// virtio-pmem or legacy e820 pmem).
     ///
     /// # Errors
-    /// [`ErrorKind::Os`] if the file cannot be read or written (libpmem2 only logs these).
+    /// [`ErrorKind::Os`] if the region does not exist, or its file cannot be read or written
+    /// (libpmem2 only logs these).
     pub fn region_deep_flush(&self, region: u32) -> Result<bool> {
-        let path = self.root.join(format!("bus/nd/devices/region{region}/deep_flush"));
+        let dir = self.root.join(format!("bus/nd/devices/region{region}"));
+        let path = dir.join("deep_flush");
         let os = |e: std::io::Error, what: &str| {
             Error::os(
                 e.raw_os_error().unwrap_or(libc::EIO),
@@ -177,9 +181,10 @@ impl Sysfs {
             )
         };
         let mut state = [0u8; 2];
-        let read = fs::File::open(&path)
-            .and_then(|mut f| f.read(&mut state))
-            .map_err(|e| os(e, "read"))?;
+        let read = match fs::File::open(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir.is_dir() => return Ok(false),
+            file => file.and_then(|mut f| f.read(&mut state)).map_err(|e| os(e, "read"))?,
+        };
         if &state[..read] == b"0\n" {
             return Ok(false);
         }
@@ -305,6 +310,9 @@ mod tests {
         );
         fs::write(&flag, "").unwrap();
         assert!(sysfs.region_deep_flush(3).unwrap(), "empty: not \"0\\n\", so flush");
+        fs::remove_file(&flag).unwrap();
+        assert!(!sysfs.region_deep_flush(3).unwrap(), "no deep_flush: nothing to write");
+        assert!(!flag.exists());
         assert!(matches!(
             sysfs.region_deep_flush(4).unwrap_err().kind(),
             ErrorKind::Os(libc::ENOENT)

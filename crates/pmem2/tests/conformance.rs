@@ -10,6 +10,10 @@
 //!
 //! One test runs every scenario sequentially: it sets `PMEM2_FORCE_GRANULARITY` in-process
 //! between rounds, so no other test of this binary may map files at the same time.
+//!
+//! On the real-DAX tier (`scripts/dax-guest`) `TMPDIR` is on an fsdax filesystem, so the file
+//! scenarios map real DAX files; `PMEM2_TEST_DEVDAX=/dev/daxX.Y` adds device DAX scenarios, and
+//! `PMEM2_TEST_REAL_DAX` names the granularity the unforced round must really get.
 
 mod common;
 
@@ -281,12 +285,17 @@ fn run_pmem2(s: &Scenario) -> String {
     format!("{} src=0 size={size} align={align} off={off} {result}", s.id)
 }
 
-/// Compiles the oracle into the target directory, once per test process.
-/// The oracle program, compiled once; `None` (after one visible line, or a failure under CI)
-/// when this machine lacks gcc, pkg-config or Debian's libpmem2-dev.
+/// The oracle program: the one already built at `PMEM2_TEST_ORACLE` (the real-DAX tier builds
+/// it on the host, since its guests would spend long in gcc and must not write into the work
+/// tree), or compiled here once per test process; `None` (after one visible line, or a failure
+/// under CI) when this machine lacks gcc, pkg-config or Debian's libpmem2-dev.
 fn build_oracle(test: &str) -> Option<PathBuf> {
     static ORACLE: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    match ORACLE.get_or_init(compile_oracle) {
+    let oracle = ORACLE.get_or_init(|| match std::env::var_os("PMEM2_TEST_ORACLE") {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => compile_oracle(),
+    });
+    match oracle {
         Ok(path) => Some(path.clone()),
         Err(missing) => {
             common::prerequisite(test, false, missing);
@@ -551,8 +560,76 @@ fn all_scenarios(fx: &Fixtures) -> Vec<Scenario> {
         }
     }
     out.extend(mapping_scenarios(fx));
+    if let Some(dev) = std::env::var_os(DEVDAX_ENV) {
+        out.extend(devdax_scenarios(Path::new(&dev)));
+    }
     let mut seen = std::collections::HashSet::new();
     out.retain(|s| seen.insert(s.id.clone()));
+    out
+}
+
+/// A device DAX to add scenarios for (the real-DAX tier).
+const DEVDAX_ENV: &str = "PMEM2_TEST_DEVDAX";
+
+/// A number in the device's sysfs directory (`/sys/bus/dax/devices/daxX.Y/NAME`).
+fn devdax_sysfs(dev: &Path, name: &str) -> u64 {
+    let path = Path::new("/sys/bus/dax/devices")
+        .join(dev.file_name().unwrap())
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}: {text:?}", path.display()))
+}
+
+/// Device DAX, with its size and alignment from its sysfs directory (not from pmem2): offsets
+/// and lengths around the alignment and the end, one pair per outcome of the checks; and the
+/// fd kinds, granularities, sharings (private is refused) and protections in a pairwise set
+/// (every pair of values occurs once, so the relative order of any two checks is seen). Not
+/// the full grids: libpmem2 walks the nd bus through libndctl, thousands of system calls, for
+/// each scenario, which takes most of a second under TCG.
+fn devdax_scenarios(dev: &Path) -> Vec<Scenario> {
+    let size = devdax_sysfs(dev, "size");
+    let align = devdax_sysfs(dev, "align");
+    assert!(
+        align.is_power_of_two() && size.is_multiple_of(align) && size >= 4 * align,
+        "size {size}, align {align}"
+    );
+    let mut out = Vec::new();
+    let ranges = [
+        (0, 0),                // the whole device
+        (0, size),             // the whole device, by length
+        (0, PAGE),             // length unaligned
+        (0, size + align),     // past the end
+        (PAGE, align),         // offset unaligned
+        (PAGE, PAGE),          // both unaligned
+        (align, align),        // a window
+        (align, align + PAGE), // length unaligned at an offset
+        (align, size - align), // up to the end
+        (align, size),         // one unit past the end
+        (size - align, 0),     // the last unit, by length 0
+        (size - align, align), // the last unit
+        (size, 0),             // offset at the end, length 0
+        (size, align),         // offset at the end
+        (size + align, align), // offset past the end
+        (!(align - 1), align), // offset + length overflows
+        (!(align - 1), 0),     // the largest aligned offset, length 0
+    ];
+    for (offset, length) in ranges {
+        let id = format!("devdax-off{offset}-len{length}");
+        out.push(scenario(id, fd("rdwr", dev), offset, length, Some(Granularity::Page)));
+    }
+    for (i, mode) in ["rdwr", "rdonly", "wronly", "closed_after"].into_iter().enumerate() {
+        for (j, g) in GRANULARITIES.into_iter().enumerate() {
+            let sharing = SHARINGS[(i + j) % 2];
+            let prot = ["rw", "r"][(j >> 1) ^ (i & 1)];
+            let id = format!("devdax-{mode}-{g:?}-{sharing:?}-{prot}");
+            let mut s = scenario(id, fd(mode, dev), align, align, g);
+            s.sharing = sharing;
+            s.prot = prot;
+            out.push(s);
+        }
+    }
     out
 }
 
@@ -669,6 +746,9 @@ const SCENARIOS_WITHOUT_APPEND_ONLY: usize = 3156;
 /// The append-only scenarios: three fd kinds × 32, and every protection × sharing × 2
 /// granularities over an append-only fd.
 const APPEND_ONLY_SCENARIOS: usize = 3 * 32 + 32;
+/// The device DAX scenarios when `PMEM2_TEST_DEVDAX` names one: 17 ranges and the pairwise
+/// set of 4 fd kinds × the granularities.
+const DEVDAX_SCENARIOS: usize = 17 + 4 * GRANULARITIES.len();
 
 #[test]
 fn pmem2_agrees_with_libpmem2_on_every_scenario() {
@@ -682,8 +762,15 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
     let mut documented = std::collections::BTreeMap::<i32, usize>::new();
     let mut mismatches = Vec::new();
     for force in [None, Some("CACHE_LINE"), Some("BYTE")] {
-        let round = compare(&oracle, &scenarios, force);
-        total += scenarios.len();
+        // Device DAX scenarios run unforced only: libpmem2 walks the whole nd bus through
+        // libndctl for each of them, which is slow in an emulator, and forcing adds nothing there.
+        let round_scenarios: Vec<Scenario> = scenarios
+            .iter()
+            .filter(|s| force.is_none() || !s.id.starts_with("devdax-"))
+            .cloned()
+            .collect();
+        let round = compare(&oracle, &round_scenarios, force);
+        total += round_scenarios.len();
         agree += round.agree;
         mapped += round.mapped;
         for (rc, n) in round.documented {
@@ -697,7 +784,7 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
         .map(|(rc, n)| format!("{n} where libpmem2 returns {rc}"))
         .collect();
     println!(
-        "conformance: {total} scenarios ({} x 3 PMEM2_FORCE_GRANULARITY settings), {agree} agree, \
+        "conformance: {total} scenario runs ({} scenarios, 3 PMEM2_FORCE_GRANULARITY settings), {agree} agree, \
          {documented_total} documented differences (offset == file size with length 0, pmem2 -100006: {}), \
          {} mismatches; {mapped} of them map ({:.0} %), comparing the address alignment, \
          /proc/self/maps permissions, MAP_SYNC and persist's msyncs too",
@@ -714,9 +801,16 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
     } else {
         0
     };
+    let devdax = scenarios.iter().filter(|s| s.id.starts_with("devdax-")).count();
+    let want_devdax = if std::env::var_os(DEVDAX_ENV).is_some() {
+        println!("conformance: {devdax} of the scenarios on device DAX (unforced round only)");
+        DEVDAX_SCENARIOS
+    } else {
+        0
+    };
     assert_eq!(
-        scenarios.len(),
-        SCENARIOS_WITHOUT_APPEND_ONLY + append_only,
+        (scenarios.len() - devdax, devdax),
+        (SCENARIOS_WITHOUT_APPEND_ONLY + append_only, want_devdax),
         "the scenario count changed: update the constants"
     );
     // Half of them map here; a noexec TMPDIR refuses the PROT_EXEC half of the file grid on
@@ -735,6 +829,16 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
         mismatches.join("\n")
     );
     assert_eq!(agree + documented_total, total);
+    if let Some(real) = common::real_dax() {
+        // The unforced round really ran on DAX: a shared read-write file mapping got `real`.
+        let id = "kind-rdwr-Some(Page)-Shared-rw-off0";
+        let s = scenarios.iter().find(|s| s.id == id).unwrap();
+        let got = run_pmem2(s);
+        assert!(
+            got.ends_with(&format!(" gran={}", gran_name(real))),
+            "not on real DAX: {got}"
+        );
+    }
 }
 
 /// libpmem2 maps an anonymous source from its start whatever the offset, and with length 0

@@ -4,7 +4,9 @@
 //! buffer and with the file read back with `pread`; guard pages around the destination; the
 //! variant that ran checked through the `path-counters` feature against libpmem2's table
 //! (`pmem2_mem_ext`); libpmem2's pmem2_memcpy / memmove / memset / movnt cases; and the
-//! environment overrides, each in a child process.
+//! environment overrides, each in a child process. On the real-DAX tier
+//! (`PMEM2_TEST_REAL_DAX`) the CACHE_LINE (or, with eADR, BYTE) cases run on a DAX file
+//! without forcing, and the PAGE cases on `PMEM2_TEST_PAGE_CACHE_DIR`.
 
 use pmem2::mem::counters;
 use pmem2::persist::{self, CopyIsa, FlushMode};
@@ -13,7 +15,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 mod common;
-use common::in_child;
+use common::{granularity_env, in_child, page_cache_tempfile};
 
 /// Pages of each test file.
 const PAGES: usize = 40;
@@ -27,9 +29,18 @@ struct Target {
 }
 
 impl Target {
+    /// A new temporary file (on DAX on the real-DAX tier).
     fn new(sharing: Sharing) -> Target {
+        Target::in_file(tempfile::tempfile().unwrap(), sharing)
+    }
+
+    /// A new file on the page cache, shared.
+    fn page() -> Target {
+        Target::in_file(page_cache_tempfile(), Sharing::Shared)
+    }
+
+    fn in_file(file: File, sharing: Sharing) -> Target {
         let page = pmem2::page_size();
-        let file = tempfile::tempfile().unwrap();
         file.set_len((PAGES * page) as u64).unwrap();
         let mut config = Config::new();
         config
@@ -189,13 +200,13 @@ fn matrix(t: &Target, expect: Granularity, alignments: &[usize]) {
 
 #[test]
 fn page_matrix_on_a_real_file() {
-    let t = Target::new(Sharing::Shared);
+    let t = Target::page();
     matrix(&t, Granularity::Page, &[0, 1, 7, 8, 31, 63]);
 }
 
 #[test]
 fn cache_line_matrix_forced() {
-    if in_child("cache_line_matrix_forced", &[("PMEM2_FORCE_GRANULARITY", "CACHE_LINE")]) {
+    if in_child("cache_line_matrix_forced", &granularity_env(Granularity::CacheLine)) {
         let t = Target::new(Sharing::Shared);
         matrix(&t, Granularity::CacheLine, &(0..64).collect::<Vec<_>>());
     }
@@ -203,7 +214,7 @@ fn cache_line_matrix_forced() {
 
 #[test]
 fn byte_matrix_forced_and_private() {
-    if in_child("byte_matrix_forced_and_private", &[("PMEM2_FORCE_GRANULARITY", "BYTE")]) {
+    if in_child("byte_matrix_forced_and_private", &granularity_env(Granularity::Byte)) {
         matrix(&Target::new(Sharing::Shared), Granularity::Byte, &[0, 3, 8, 63]);
         let private = Target::new(Sharing::Private);
         matrix(&private, Granularity::Byte, &[0, 1, 8, 33]);
@@ -216,7 +227,7 @@ fn byte_matrix_forced_and_private() {
 /// 1024 B ≥ threshold) on this CPU.
 #[test]
 fn mem_ext_variant_names() {
-    if in_child("mem_ext_variant_names", &[("PMEM2_FORCE_GRANULARITY", "CACHE_LINE")]) {
+    if in_child("mem_ext_variant_names", &granularity_env(Granularity::CacheLine)) {
         let cl = Target::new(Sharing::Shared);
         let byte = Target::new(Sharing::Private);
         let isa = persist::cpu().copy_isa().name();
@@ -406,7 +417,7 @@ fn movnt_default() {
 /// child, after checking the decision the override must produce.
 fn override_case(name: &str, env: &[(&str, &str)], check: impl Fn(&persist::CpuConfig)) {
     let mut with_cl = env.to_vec();
-    with_cl.push(("PMEM2_FORCE_GRANULARITY", "CACHE_LINE"));
+    with_cl.extend(granularity_env(Granularity::CacheLine));
     if in_child(name, &with_cl) {
         check(persist::cpu());
         let t = Target::new(Sharing::Shared);
@@ -574,10 +585,7 @@ fn out_of_range_copies_are_errors() {
 /// libpmem2 pmem2_deep_flush on regular files: PAGE → no msync; CACHE_LINE and BYTE → one.
 #[test]
 fn deep_flush_on_regular_files() {
-    if in_child(
-        "deep_flush_on_regular_files",
-        &[("PMEM2_FORCE_GRANULARITY", "CACHE_LINE")],
-    ) {
+    if in_child("deep_flush_on_regular_files", &granularity_env(Granularity::CacheLine)) {
         let cl = Target::new(Sharing::Shared);
         counters::reset();
         cl.map.deep_flush(cl.page, 100).unwrap();
@@ -585,7 +593,7 @@ fn deep_flush_on_regular_files() {
         assert_eq!(counters::deep_flush_writes(), 0);
         return;
     }
-    let t = Target::new(Sharing::Shared);
+    let t = Target::page();
     counters::reset();
     t.map.deep_flush(t.page, 100).unwrap();
     assert_eq!(counters::msyncs(), 0, "PAGE");

@@ -2,7 +2,8 @@
 //! granularity, for the methods and the function pointers; the flush instruction chosen
 //! under `PMEM_NO_CLWB` / `PMEM_NO_CLFLUSHOPT` (child processes); PAGE persist reporting
 //! an msync failure instead of aborting; and, with strace, that PAGE persist makes an msync
-//! system call and CACHE_LINE persist makes none.
+//! system call and CACHE_LINE persist makes none. On the real-DAX tier (`PMEM2_TEST_REAL_DAX`)
+//! the CACHE_LINE (or, with eADR, BYTE) cases run on a DAX file without forcing.
 
 use pmem2::mem::counters;
 #[cfg(target_arch = "x86_64")]
@@ -11,10 +12,19 @@ use pmem2::{Config, Granularity, Mapping, Sharing, Source};
 use std::process::Command;
 
 mod common;
-use common::{in_child, CHILD_ENV};
+use common::{granularity_env, in_child, page_cache_tempfile, real_dax, CHILD_ENV};
 
+/// A mapping of a new temporary file (on DAX on the real-DAX tier).
 fn file_map(sharing: Sharing) -> (std::fs::File, Mapping) {
-    let file = tempfile::tempfile().unwrap();
+    map_of(tempfile::tempfile().unwrap(), sharing)
+}
+
+/// A shared mapping of a new file on the page cache.
+fn page_map() -> (std::fs::File, Mapping) {
+    map_of(page_cache_tempfile(), Sharing::Shared)
+}
+
+fn map_of(file: std::fs::File, sharing: Sharing) -> (std::fs::File, Mapping) {
     file.set_len(20 << 20).unwrap();
     let mut config = Config::new();
     config
@@ -63,7 +73,7 @@ fn check_counts(map: &Mapping, expect: [(u64, u64, u64); 3]) {
 
 #[test]
 fn page_counts() {
-    let (_file, map) = file_map(Sharing::Shared);
+    let (_file, map) = page_map();
     assert_eq!(map.store_granularity(), Granularity::Page);
     check_counts(&map, [(1, 0, 0), (1, 0, 0), (0, 0, 0)]);
     assert_eq!(
@@ -75,7 +85,7 @@ fn page_counts() {
 
 #[test]
 fn cache_line_counts() {
-    if in_child("cache_line_counts", &[("PMEM2_FORCE_GRANULARITY", "CACHE_LINE")]) {
+    if in_child("cache_line_counts", &granularity_env(Granularity::CacheLine)) {
         let (_file, map) = file_map(Sharing::Shared);
         assert_eq!(map.store_granularity(), Granularity::CacheLine);
         check_counts(&map, [(0, 1, 1), (0, 1, 0), (0, 0, 1)]);
@@ -87,12 +97,19 @@ fn byte_counts() {
     let (_file, map) = file_map(Sharing::Private);
     assert_eq!(map.store_granularity(), Granularity::Byte);
     check_counts(&map, [(0, 0, 1), (0, 0, 0), (0, 0, 1)]);
+    if real_dax() == Some(Granularity::Byte) {
+        // eADR: a shared mapping of a DAX file is BYTE too.
+        let (_file, map) = file_map(Sharing::Shared);
+        assert_eq!(map.store_granularity(), Granularity::Byte);
+        assert!(map.map_sync());
+        check_counts(&map, [(0, 0, 1), (0, 0, 0), (0, 0, 1)]);
+    }
 }
 
 /// Where libpmem2 aborts, the PAGE persist function returns the msync error.
 #[test]
 fn page_persist_fn_reports_msync_failure() {
-    let (_file, map) = file_map(Sharing::Shared);
+    let (_file, map) = page_map();
     let persist = map.persist_fn();
     let page = pmem2::page_size();
     // A range no mapping can ever occupy (the kernel half of the address space): msync fails
@@ -111,7 +128,7 @@ fn page_persist_fn_reports_msync_failure() {
 #[cfg(target_arch = "x86_64")]
 fn flush_case(name: &str, env: &[(&str, &str)], want: FlushInstruction) {
     let mut env = env.to_vec();
-    env.push(("PMEM2_FORCE_GRANULARITY", "CACHE_LINE"));
+    env.extend(granularity_env(Granularity::CacheLine));
     if in_child(name, &env) {
         assert_eq!(persist::flush_instruction(), want);
         assert_eq!(persist::cpu().flush_instruction(), want);
@@ -199,7 +216,11 @@ fn strace_sees_msync_only_for_page() {
         if std::env::var(CHILD_ENV).as_deref() != Ok("strace_sees_msync_only_for_page") {
             return;
         }
-        let (_file, map) = file_map(Sharing::Shared);
+        let (_file, map) = if mode == "page" {
+            page_map()
+        } else {
+            file_map(Sharing::Shared)
+        };
         map.write(0, &[1; 4096]).unwrap();
         use std::io::Write;
         // Not captured by the test harness: the parent reads it.
@@ -232,7 +253,8 @@ fn strace_sees_msync_only_for_page() {
         4096,
         "the expected msync lengths assume 4 KiB pages"
     );
-    for (mode, force) in [("page", "PAGE"), ("cl", "CACHE_LINE")] {
+    let cases = [("page", Vec::new()), ("cl", granularity_env(Granularity::CacheLine))];
+    for (mode, env) in cases {
         let log = tempfile::NamedTempFile::new().unwrap();
         let out = Command::new("strace")
             .args(["-f", "-qq", "-X", "raw", "-e", "trace=msync,getppid", "-o"])
@@ -241,7 +263,8 @@ fn strace_sees_msync_only_for_page() {
             .args(["strace_sees_msync_only_for_page", "--exact", "--test-threads=1"])
             .env(CHILD_ENV, "strace_sees_msync_only_for_page")
             .env(MODE, mode)
-            .env("PMEM2_FORCE_GRANULARITY", force)
+            .env_remove(pmem2::FORCE_GRANULARITY_ENV)
+            .envs(env)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

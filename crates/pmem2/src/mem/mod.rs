@@ -468,8 +468,8 @@ impl Mapping {
     /// Flushes `[offset, offset + len)` to the deepest persistence domain
     /// (`pmem2_deep_flush`): on a regular file `msync` of its pages; on device DAX a
     /// persist followed by writing `1` to the region's `deep_flush` sysfs file (skipped when
-    /// it reads `0`). PAGE mappings need nothing more than [`Mapping::persist`] and return
-    /// at once, as in libpmem2.
+    /// it reads `0` or the kernel gives the region none). PAGE mappings need nothing more than
+    /// [`Mapping::persist`] and return at once, as in libpmem2.
     ///
     /// # Errors
     /// [`ErrorKind::DeepFlushRange`] if the range leaves the mapping;

@@ -286,3 +286,49 @@ pub fn append_only_for(test: &str, path: &Path) -> Option<AppendOnly> {
         }
     }
 }
+
+/// Set by the real-DAX tier (`scripts/dax-guest`) to `CACHE_LINE` or `BYTE` (eADR): the
+/// granularity a shared mapping of a file in `TMPDIR` really gets there, without forcing.
+pub const REAL_DAX_ENV: &str = "PMEM2_TEST_REAL_DAX";
+/// With [`REAL_DAX_ENV`]: a directory on the page cache, for the tests that need PAGE.
+pub const PAGE_CACHE_DIR_ENV: &str = "PMEM2_TEST_PAGE_CACHE_DIR";
+
+/// The granularity files in `TMPDIR` really get when it is on DAX ([`REAL_DAX_ENV`]).
+pub fn real_dax() -> Option<pmem2::Granularity> {
+    let value = std::env::var(REAL_DAX_ENV).ok()?;
+    Some(match value.as_str() {
+        "CACHE_LINE" => pmem2::Granularity::CacheLine,
+        "BYTE" => pmem2::Granularity::Byte,
+        _ => panic!("{REAL_DAX_ENV}={value}: expected CACHE_LINE or BYTE"),
+    })
+}
+
+/// A temporary file on the page cache: in `TMPDIR`, or on the real-DAX tier in
+/// [`PAGE_CACHE_DIR_ENV`].
+pub fn page_cache_tempfile() -> File {
+    match std::env::var_os(PAGE_CACHE_DIR_ENV) {
+        Some(dir) => tempfile::tempfile_in(dir).unwrap(),
+        None => {
+            assert!(
+                real_dax().is_none(),
+                "{REAL_DAX_ENV} needs {PAGE_CACHE_DIR_ENV} for the PAGE tests"
+            );
+            tempfile::tempfile().unwrap()
+        }
+    }
+}
+
+/// The environment of a child whose shared mappings of `TMPDIR` files must have granularity
+/// `g`: nothing where the platform really offers it ([`REAL_DAX_ENV`]), otherwise
+/// `PMEM2_FORCE_GRANULARITY`.
+pub fn granularity_env(g: pmem2::Granularity) -> Vec<(&'static str, &'static str)> {
+    if real_dax() == Some(g) {
+        return Vec::new();
+    }
+    let name = match g {
+        pmem2::Granularity::Byte => "BYTE",
+        pmem2::Granularity::CacheLine => "CACHE_LINE",
+        pmem2::Granularity::Page => "PAGE",
+    };
+    vec![(pmem2::FORCE_GRANULARITY_ENV, name)]
+}

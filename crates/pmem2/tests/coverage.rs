@@ -366,7 +366,7 @@ fn cache_line_case(name: &str, env: &[(&str, &str)], check: impl Fn()) {
 
 #[cfg(target_arch = "x86_64")]
 fn leaf7_ebx(bit: u32) -> bool {
-    std::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << bit) != 0
+    common::cpuid_leaf7().ebx & (1 << bit) != 0
 }
 
 #[test]

@@ -505,7 +505,7 @@ fn env_default_is_best_isa() {
 fn env_movdir64b_opt_in() {
     // This CPU may lack MOVDIR64B; then the opt-in must change nothing.
     override_case("env_movdir64b_opt_in", &[("PMEM_MOVDIR64B", "1")], |c| {
-        let cpuid7 = std::arch::x86_64::__cpuid_count(7, 0);
+        let cpuid7 = common::cpuid_leaf7();
         assert_eq!(c.movdir64b(), cpuid7.ecx & (1 << 28) != 0);
     });
 }

@@ -148,7 +148,7 @@ fn flush_case(name: &str, env: &[(&str, &str)], want: FlushInstruction) {
 
 #[cfg(target_arch = "x86_64")]
 fn cpu_has(leaf7_ebx_bit: u32) -> bool {
-    std::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << leaf7_ebx_bit) != 0
+    common::cpuid_leaf7().ebx & (1 << leaf7_ebx_bit) != 0
 }
 
 /// What libpmem2 picks on this CPU: CLWB (if allowed), else CLFLUSHOPT, else CLFLUSH.

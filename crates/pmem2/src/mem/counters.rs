@@ -8,7 +8,7 @@
 //! [`Variant`] description types remain.
 //!
 //! The counters count calls. What a persist really covered is in the [`Event`] log that
-//! [`record`] starts and [`take_events`] returns: every cache-line flush with the address it
+//! `record()` starts and `take_events()` returns (both with the feature): every cache-line flush with the address it
 //! was given, every non-temporal store with its bytes, every store fence, and every msync
 //! with its arguments. Each event is recorded by the function that issues the instruction
 //! or system call, right after it, so a wrapper that stops calling it loses the event too.
@@ -199,7 +199,7 @@ pub(crate) fn count_deep_flush_write() {
 }
 
 /// One instruction or system call that moves stores towards persistence, as recorded where it
-/// is issued (see [`record`]).
+/// is issued (see `record()`, with the `path-counters` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Event {
     /// A cache-line flush instruction (CLWB, CLFLUSHOPT, CLFLUSH, `DC CVAP`, `DC CVAC`) given

@@ -9,7 +9,7 @@
 use super::{CpuFeatures, FlushInstruction, FlushMode, Flusher, CACHE_LINE_SIZE};
 use crate::mem::counters::{record_fence, record_flush};
 use std::arch::asm;
-use std::arch::x86_64::{__cpuid, __cpuid_count};
+use std::arch::x86_64::{__cpuid_count, CpuidResult};
 
 /// XCR0 bits 1 (SSE) and 2 (AVX/YMM high halves): the OS saves YMM state.
 const XCR0_YMM: u64 = 0b110;
@@ -31,15 +31,25 @@ fn xgetbv0() -> u64 {
     (u64::from(edx) << 32) | u64::from(eax)
 }
 
+/// CPUID `leaf`, subleaf `subleaf`.
+// `__cpuid_count` is a safe function from Rust 1.94 and an unsafe one before; the crate builds
+// with older compilers (its `rust-version`), hence the block that newer ones find unneeded.
+#[allow(unused_unsafe)]
+fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
+    // SAFETY: CPUID is baseline on x86_64; an unsupported leaf returns zeros or the highest
+    // basic leaf's values, never a fault (callers check the maximum leaf first).
+    unsafe { __cpuid_count(leaf, subleaf) }
+}
+
 /// CPUID leaves 0, 1 and 7 as libpmem2 reads them, with AVX/AVX-512 additionally
 /// requiring the OS to save their state.
 pub(super) fn features() -> CpuFeatures {
-    let leaf0 = __cpuid(0);
+    let leaf0 = cpuid(0, 0);
     let max_leaf = leaf0.eax;
     let genuine_intel = (leaf0.ebx, leaf0.edx, leaf0.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e);
-    let leaf1_ecx = if max_leaf >= 1 { __cpuid(1).ecx } else { 0 };
+    let leaf1_ecx = if max_leaf >= 1 { cpuid(1, 0).ecx } else { 0 };
     let (leaf7_ebx, leaf7_ecx) = if max_leaf >= 7 {
-        let r = __cpuid_count(7, 0);
+        let r = cpuid(7, 0);
         (r.ebx, r.ecx)
     } else {
         (0, 0)

@@ -332,3 +332,12 @@ pub fn granularity_env(g: pmem2::Granularity) -> Vec<(&'static str, &'static str
     };
     vec![(pmem2::FORCE_GRANULARITY_ENV, name)]
 }
+
+/// CPUID leaf 7, subleaf 0, read here rather than through pmem2 (the tests' independent view
+/// of the CPU's features).
+#[cfg(target_arch = "x86_64")]
+#[allow(unused_unsafe)] // `__cpuid_count` is safe from Rust 1.94, unsafe before (the MSRV)
+pub fn cpuid_leaf7() -> std::arch::x86_64::CpuidResult {
+    // SAFETY: CPUID is baseline on x86_64 and never faults.
+    unsafe { std::arch::x86_64::__cpuid_count(7, 0) }
+}

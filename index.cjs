@@ -63,4 +63,8 @@ try {
   if (!(error instanceof Error) || !/native binding/.test(error.message)) throw error
   throw explain(error)
 }
+// The generated loader's marker of which artifact it loaded is not pmem2's API: kept for the
+// loader, hidden from Object.keys and the typings (scripts/typings.mjs).
+const marker = Object.getOwnPropertyDescriptor(binding, '__napiBindingTarget')
+if (marker && marker.configurable) Object.defineProperty(binding, '__napiBindingTarget', { enumerable: false })
 module.exports = binding

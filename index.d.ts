@@ -10,12 +10,76 @@
 export declare class Pmem2Error extends Error {
   /**
    * `'PMEM2_E_MAP_RANGE'`, an errno name such as `'EACCES'`, `'ERR_EXTERNAL_BUFFERS_NOT_ALLOWED'`, or
-   * `'ERR_PMEM2_TOO_MANY_MAPPINGS'` (2^32 mappings registered at once).
+   * `'ERR_PMEM2_TOO_MANY_MAPPINGS'` (2^32 mappings registered at once). A closed union: a
+   * misspelt code in a comparison does not compile.
    */
-  readonly code: string
+  readonly code: Pmem2ErrorCode
   /** The number libpmem2 returns for the failure: `-100006`, or `-13` for EACCES. */
   readonly errno: number
+  /**
+   * The file the failure is about, when `mapFile`/`mapFileAsync` was given it by path (as
+   * Node's fs errors carry it).
+   */
+  readonly path?: string
+  /** The system call that failed (`'open'`, `'posix_fallocate'`), as Node's fs errors carry it. */
+  readonly syscall?: string
 }
+
+/** The errno names a `Pmem2Error` reports (Linux's, spelt as Node spells them). */
+export type ErrnoCode =
+  | 'EPERM' | 'ENOENT' | 'EINTR' | 'EIO' | 'ENXIO' | 'E2BIG' | 'EBADF' | 'EAGAIN' | 'ENOMEM' | 'EACCES'
+  | 'EFAULT' | 'EBUSY' | 'EEXIST' | 'EXDEV' | 'ENODEV' | 'ENOTDIR' | 'EISDIR' | 'EINVAL' | 'ENFILE'
+  | 'EMFILE' | 'ETXTBSY' | 'EFBIG' | 'ENOSPC' | 'ESPIPE' | 'EROFS' | 'EOVERFLOW' | 'ENOTSUP' | 'ENOSYS'
+  | 'ELOOP' | 'ENAMETOOLONG' | 'EDQUOT' | 'EHWPOISON' | 'EUNKNOWN'
+
+/** Every `code` of a `Pmem2Error`: libpmem2's `PMEM2_E_*` names, errno names, and pmem2's own `ERR_*`. */
+export type Pmem2ErrorCode =
+  | keyof typeof errorCodes
+  | ErrnoCode
+  | 'ERR_EXTERNAL_BUFFERS_NOT_ALLOWED'
+  | 'ERR_PMEM2_TOO_MANY_MAPPINGS'
+
+/**
+ * A `MEM_*` flag of `memcpy`, `memmove` and `memset`: a number with a type of its own, so a
+ * `PROT_*` value passed as flags does not compile.
+ */
+export type MemFlag = number & { readonly __pmem2Constant: 'MEM' }
+/** A `PROT_*` value of libpmem2 (`1 << 29` .. `1 << 31`, not the kernel's 1, 2, 4). */
+export type Protection = number & { readonly __pmem2Constant: 'PROT' }
+/**
+ * The type of a `flags` argument: any number but a `PROT_*` value. Combine flags with `|`
+ * (`MEM_NONTEMPORAL | MEM_NODRAIN`): TypeScript types the result as `number`, which passes;
+ * a lone `PROT_READ` keeps its `Protection` type and is refused.
+ */
+export type MemFlags<F extends number> = F & (F extends Protection ? never : unknown)
+/**
+ * The type of `setProtection`'s argument: any number but a `MEM_*` flag or the kernel's
+ * `PROT_*` values 1..7 written as literals (pmem2 takes libpmem2's values; at run time they
+ * are a RangeError). `PROT_READ | PROT_WRITE` is a `number` and passes.
+ */
+export type ProtectionArg<P extends number> = P & (P extends MemFlag | 1 | 2 | 3 | 4 | 5 | 6 | 7 ? never : unknown)
+
+/** `PMEM2_PROT_EXEC`: the mapping may be executed. */
+export declare const PROT_EXEC: 536870912 & Protection
+/** `PMEM2_PROT_READ`: the mapping may be read. */
+export declare const PROT_READ: 1073741824 & Protection
+/** `PMEM2_PROT_WRITE`: the mapping may be written. */
+export declare const PROT_WRITE: 2147483648 & Protection
+/** `PMEM2_PROT_NONE`: no access. */
+export declare const PROT_NONE: 0 & Protection
+
+/** `PMEM2_F_MEM_NODRAIN`: skip the final drain (fence). */
+export declare const MEM_NODRAIN: 1 & MemFlag
+/** `PMEM2_F_MEM_NONTEMPORAL`: use non-temporal stores. */
+export declare const MEM_NONTEMPORAL: 2 & MemFlag
+/** `PMEM2_F_MEM_TEMPORAL`: use temporal stores followed by flushes. */
+export declare const MEM_TEMPORAL: 4 & MemFlag
+/** `PMEM2_F_MEM_WC`: write-combining (non-temporal) stores. */
+export declare const MEM_WC: 8 & MemFlag
+/** `PMEM2_F_MEM_WB`: write-back (temporal) stores. */
+export declare const MEM_WB: 16 & MemFlag
+/** `PMEM2_F_MEM_NOFLUSH`: do not flush (implies NODRAIN). */
+export declare const MEM_NOFLUSH: 32 & MemFlag
 
 /** Every `PMEM2_E_*` name with its number, identical to libpmem2's. */
 export declare const errorCodes: {
@@ -62,12 +126,21 @@ export declare interface Mapping {
   /** Unmaps at the end of a `using` block. */
   [Symbol.dispose](): void
   /**
+   * At the end of an `await using` block: waits until every `persistAsync` started on this
+   * mapping has settled (their rejections stay theirs), then unmaps.
+   */
+  [Symbol.asyncDispose](): Promise<void>
+  /**
    * Makes `[offset, offset+length)` durable: msync for PAGE, cache-line flushes and a fence
    * for CACHE_LINE, a fence for BYTE. A range outside the mapping is a RangeError.
+   * `persist()` covers the whole mapping; `persist(offset)` covers `offset` to the end.
    */
-  persist(offset: number | bigint, length: number | bigint): void
-  /** Flushes `[offset, offset+length)` without waiting; `drain()` completes it. */
-  flush(offset: number | bigint, length: number | bigint): void
+  persist(offset?: number | bigint, length?: number | bigint): void
+  /**
+   * Flushes `[offset, offset+length)` without waiting; `drain()` completes it. As with
+   * `persist`, an omitted offset is 0 and an omitted length reaches the end of the mapping.
+   */
+  flush(offset?: number | bigint, length?: number | bigint): void
   /** Waits for earlier flushes to complete. */
   drain(): void
   /**
@@ -75,38 +148,46 @@ export declare interface Mapping {
    * from 256 bytes, flushes and a drain, or msync on PAGE mappings. `flags` are `MEM_*`
    * constants (e.g. `MEM_NONTEMPORAL | MEM_NODRAIN`).
    */
-  memcpy(destOffset: number | bigint, src: Uint8Array, flags?: number): void
+  memcpy<F extends number>(destOffset: number | bigint, src: Uint8Array, flags?: MemFlags<F>): void
   /** As `memcpy`; `src` may overlap the destination (a view of this mapping). */
-  memmove(destOffset: number | bigint, src: Uint8Array, flags?: number): void
+  memmove<F extends number>(destOffset: number | bigint, src: Uint8Array, flags?: MemFlags<F>): void
   /** Fills `length` bytes at `destOffset` with `value` and makes them durable (`pmem2_memset_fn`). */
-  memset(destOffset: number | bigint, value: number, length: number | bigint, flags?: number): void
+  memset<F extends number>(destOffset: number | bigint, value: number, length: number | bigint, flags?: MemFlags<F>): void
   /** Copies `data` to `offset` and persists it, in one call (a `memcpy` with no flags). */
   write(offset: number | bigint, data: Uint8Array): void
   /** Flushes every `[offset, length]` range, then drains once; all ranges are checked first. */
   persistRanges(ranges: ReadonlyArray<readonly [offset: number | bigint, length: number | bigint]>): void
 }
 
-/** Options of `mapFile` and `mapFileAsync`. */
+/**
+ * Options of `mapFile` and `mapFileAsync`. Any other key is a `TypeError` with code
+ * `ERR_INVALID_ARG_VALUE` (`Unknown option 'sise'`): a misspelt option is never ignored.
+ */
 export interface MapFileOptions {
   /** Make the file at least this many bytes, allocating its blocks (`posix_fallocate`). */
   size?: number | bigint
-  /** Create the file if it does not exist. */
+  /**
+   * Create the file if it does not exist; `size` is then required (an empty file cannot be
+   * mapped), and without it nothing is created (`EINVAL`).
+   */
   create?: boolean
   /** The coarsest granularity the program can work with (default `Granularity.Page`). */
   granularity?: Granularity
-  /** Open read-only and map with `PROT_READ` (no `buffer`; use `read()`). */
+  /**
+   * Open read-only and map with `PROT_READ`: `write()` throws, `read()` copies out, and
+   * `buffer` is a private copy-on-write alias (a store changes private memory, never the file).
+   */
   readOnly?: boolean
-  /** `Sharing.Shared` (default) or `Sharing.Private`. */
+  /**
+   * `Sharing.Shared` (default) or `Sharing.Private` (copy-on-write: the file is opened
+   * read-only unless `create` or `size` must change it).
+   */
   sharing?: Sharing
+  /** Where the mapping starts in the file: a multiple of the page size (default 0). */
+  offset?: number | bigint
+  /** How many bytes to map from `offset` (default: to the end of the file). */
+  length?: number | bigint
 }
-
-/**
- * Which binding artifact the generated loader actually loaded: `'native'` for
- * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
- * flavor napi-rs can build is listed, because `NAPI_RS_NATIVE_LIBRARY_PATH`
- * can point the loader at a WASI artifact this package does not build itself.
- */
-export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
  * A reusable description of a mapping (`struct pmem2_config`).
@@ -137,9 +218,11 @@ export declare class Config {
   setSharing(sharing: Sharing): void
   /**
    * A combination of `PROT_READ`, `PROT_WRITE` and `PROT_EXEC`, or `PROT_NONE`.
-   * `PROT_READ | PROT_WRITE` (negative in JavaScript) is accepted.
+   * `PROT_READ | PROT_WRITE` (negative in JavaScript) is accepted. These are libpmem2's
+   * values (1 << 29 .. 1 << 31): the kernel's 1, 2, 3 … 7 are a `RangeError` saying so (code
+   * `PMEM2_E_INVALID_PROT_FLAG`); other unknown bits a `Pmem2Error` with that code.
    */
-  setProtection(protection: number): void
+  setProtection<P extends number>(protection: ProtectionArg<P>): void
   /**
    * Seed form (API 1.0): the file `map(config)` maps. Not duplicated: keep it open
    * until `map` returns.
@@ -160,6 +243,11 @@ export declare class Config {
  * ```
  */
 export declare class Mapping {
+  /**
+   * `true` once `unmap()` (or `delete()`, or disposal) ran: every other member then throws
+   * `PMEM2_E_MAPPING_NOT_FOUND`, this one never throws.
+   */
+  get unmapped(): boolean
   /** The start address (2 MiB aligned) as a bigint. */
   get address(): bigint
   /** The mapped length in bytes. */
@@ -180,20 +268,28 @@ export declare class Mapping {
   /**
    * Like `persist`, on the libuv thread pool: PAGE persists (msync) do not block the event
    * loop. Rejects with the same `Pmem2Error`s. The mapping stays mapped until the promise
-   * settles, even if the Mapping object is collected meanwhile.
+   * settles, even if the Mapping object is collected meanwhile. Without arguments it covers
+   * the whole mapping; without `length`, `offset` to the end.
    */
-  persistAsync(offset: number | bigint, length: number | bigint): Promise<void>
+  persistAsync(offset?: number | bigint, length?: number | bigint): Promise<void>
   /**
    * A zero-copy Buffer over the mapped bytes (the same Buffer on every access).
    *
-   * Throws `PMEM2_E_NO_ACCESS` for a mapping without `PROT_WRITE` (a store through it
-   * would kill the process, and JavaScript has no read-only Buffer: use `read()`), and
-   * `ERR_EXTERNAL_BUFFERS_NOT_ALLOWED` where the runtime forbids external memory.
+   * On a read-only file mapping (`readOnly: true`, `PROT_READ`) it is a private
+   * copy-on-write alias of the same file range: reads see the file (a page not stored to
+   * through it shows the file's current contents), a store changes a private copy of its
+   * page, never the file, and that page no longer follows later changes of the file. No
+   * store through it can reach the file or kill the process.
+   *
+   * Throws `PMEM2_E_NO_ACCESS` for a mapping without `PROT_READ`, or read-only on device
+   * DAX (no private mappings: use `read()`), and `ERR_EXTERNAL_BUFFERS_NOT_ALLOWED` where
+   * the runtime forbids external memory.
    */
   get buffer(): Buffer
   /**
    * A zero-copy Buffer over `[offset, offset+length)`: the way to reach mappings larger
-   * than the largest Buffer the runtime allows. Detached by `unmap()` like `buffer`.
+   * than the largest Buffer the runtime allows. Detached by `unmap()` like `buffer`; over the
+   * private alias, like `buffer`, on a read-only mapping.
    */
   view(offset: number | bigint, length: number | bigint): Buffer
   /**
@@ -272,8 +368,9 @@ export declare function map(config: Config): Mapping
 export declare function mapAsync(config: Config, source: Source): Promise<Mapping>
 
 /**
- * Opens `path` (creating it and allocating `size` bytes when asked), maps the whole file and
- * closes the fd. Defaults: existing file, read-write, shared, PAGE granularity.
+ * Opens `path` (creating it and allocating `size` bytes when asked), maps the whole file (or
+ * the window `offset`/`length`) and closes the fd. Defaults: existing file, read-write,
+ * shared, PAGE granularity. An unknown option key is a `TypeError`.
  *
  * ```ts
  * const log = mapFile('/mnt/pmem/log', { size: 1 << 20, create: true })
@@ -289,24 +386,6 @@ export declare function mapFileAsync(path: string, options?: MapFileOptions): Pr
  * checks and error codes.
  */
 export declare function mapNew(config: Config, source: Source): Mapping
-
-/** `PMEM2_F_MEM_NODRAIN`: skip the final drain (fence). */
-export declare const MEM_NODRAIN: number
-
-/** `PMEM2_F_MEM_NOFLUSH`: do not flush (implies NODRAIN). */
-export declare const MEM_NOFLUSH: number
-
-/** `PMEM2_F_MEM_NONTEMPORAL`: use non-temporal stores. */
-export declare const MEM_NONTEMPORAL: number
-
-/** `PMEM2_F_MEM_TEMPORAL`: use temporal stores followed by flushes. */
-export declare const MEM_TEMPORAL: number
-
-/** `PMEM2_F_MEM_WB`: write-back (temporal) stores. */
-export declare const MEM_WB: number
-
-/** `PMEM2_F_MEM_WC`: write-combining (non-temporal) stores. */
-export declare const MEM_WC: number
 
 /** What pmem2 chose for this CPU and what the platform reports (eADR, page size). */
 export declare function platformInfo(): PlatformInfo
@@ -328,18 +407,6 @@ export interface PlatformInfo {
   /** The sysfs root pmem2 reads (`/sys`, or `PMEM2_SYSFS_ROOT`). */
   sysfsRoot: string
 }
-
-/** `PMEM2_PROT_EXEC`: the mapping may be executed. */
-export declare const PROT_EXEC: number
-
-/** `PMEM2_PROT_NONE`: no access. */
-export declare const PROT_NONE: number
-
-/** `PMEM2_PROT_READ`: the mapping may be read. */
-export declare const PROT_READ: number
-
-/** `PMEM2_PROT_WRITE`: the mapping may be written. */
-export declare const PROT_WRITE: number
 
 /** Whether writes reach the file (`enum pmem2_sharing_type`). */
 export declare enum Sharing {

@@ -4,7 +4,6 @@
 import binding from './index.cjs'
 
 export const {
-  __napiBindingTarget,
   Config,
   errorCodes,
   Granularity,

@@ -76,7 +76,7 @@ test('the data-path methods refuse any receiver but a Mapping, including a Proxy
   })
   const persist = Mapping.prototype.persist
   for (const receiver of [{}, Object.create(Mapping.prototype), proxy, Object.freeze({}), undefined, 42]) {
-    t.throws(() => persist.call(receiver, 0, 1), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+    t.throws(() => persist.call(receiver, 0, 1), { instanceOf: TypeError, code: 'ERR_INVALID_THIS', message: /needs a Mapping as "this"/ })
   }
   t.is(trapped, 0, 'no trap of the Proxy ran')
   mapping.unmap()

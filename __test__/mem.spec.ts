@@ -112,7 +112,8 @@ function msyncCalls(force: 'CACHE_LINE' | undefined, script: string): [number, n
   fs.writeFileSync(file, Buffer.alloc(1 << 20))
   const index = fileURLToPath(new URL('../index.js', import.meta.url))
   const code = `const p = require(${JSON.stringify(index)}); const m = p.mapFile(${JSON.stringify(file)});
-    process.stderr.write('<<<' + m.address.toString(16) + '\\n'); ${script}; process.stderr.write('>>>\\n')`
+    process.stderr.write('<<<' + m.address.toString(16) + '\\n');
+    (async () => { ${script}; process.stderr.write('>>>\\n') })()`
   // -X raw: flags as a number (MS_SYNC is 4).
   const out = spawnSync('strace', ['-f', '--seccomp-bpf', '-X', 'raw', '-e', 'trace=msync', process.execPath, '-e', code], {
     env: { ...process.env, ...(force ? granularityEnv(force) : {}) },
@@ -140,6 +141,24 @@ withStrace('write and persist on PAGE call msync on the pages of the range (MS_S
   ])
   t.deepEqual(msyncCalls(undefined, "m.memcpy(0, Buffer.alloc(64), p.MEM_NOFLUSH)"), [])
   t.deepEqual(msyncCalls('CACHE_LINE', "m.write(100, Buffer.from('x')); m.persist(0, 4096)"), [])
+})
+
+withStrace('persist(), flush() and persistAsync() without a length cover the mapping from the offset (0 when omitted) to its end', (t) => {
+  const size = 1 << 20
+  t.deepEqual(msyncCalls(undefined, 'm.persist()'), [[0, size, '0x4']])
+  t.deepEqual(msyncCalls(undefined, 'm.persist(3 * 4096 + 17)'), [[3 * 4096, size - 3 * 4096, '0x4']])
+  t.deepEqual(msyncCalls(undefined, 'm.persist(8192n, undefined)'), [[8192, size - 8192, '0x4']])
+  t.deepEqual(msyncCalls(undefined, 'm.flush(); m.drain()'), [[0, size, '0x4']])
+  t.deepEqual(msyncCalls(undefined, `m.flush(${size - 1})`), [[size - 4096, 4096, '0x4']])
+  t.deepEqual(msyncCalls(undefined, 'await m.persistAsync()'), [[0, size, '0x4']])
+  t.deepEqual(msyncCalls(undefined, 'await m.persistAsync(4096)'), [[4096, size - 4096, '0x4']])
+  // An offset at the end is an empty range; past the end it is refused as any range is.
+  t.deepEqual(msyncCalls(undefined, `m.persist(${size})`), [])
+  const { mapping } = mapWith('PAGE', 'defaults')
+  t.throws(() => mapping.persist(mapping.size + 1), { instanceOf: RangeError, message: /offset \d+ of length 0/ })
+  t.throws(() => mapping.flush(mapping.size + 1), { instanceOf: RangeError })
+  t.throws(() => mapping.persist(null as never), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+  mapping.unmap()
 })
 
 test('persistRanges checks every range before flushing any', (t) => {

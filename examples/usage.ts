@@ -4,6 +4,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import util from 'node:util'
 
 import pmem2, {
   Config,
@@ -16,6 +17,7 @@ import pmem2, {
   type MapFileOptions,
   mapNew,
   Mapping,
+  type MemFlag,
   MEM_NODRAIN,
   MEM_NOFLUSH,
   MEM_NONTEMPORAL,
@@ -25,6 +27,7 @@ import pmem2, {
   platformInfo,
   type PlatformInfo,
   Pmem2Error,
+  type Pmem2ErrorCode,
   PROT_EXEC,
   PROT_NONE,
   PROT_READ,
@@ -69,6 +72,11 @@ const buffer: Buffer = mapping.buffer
 buffer.write('hello', 0)
 mapping.persist(0, 5)
 mapping.flush(0n, 5n)
+mapping.drain()
+// Without a length: from the offset (0 when omitted) to the end of the mapping.
+mapping.persist()
+mapping.persist(4096)
+mapping.flush()
 mapping.drain()
 const window: Buffer = mapping.view(4096, 4096)
 window.write('window', 0)
@@ -140,21 +148,53 @@ anon.unmap()
 const asyncMapping: Mapping = await mapAsync(config, source)
 fs.closeSync(fd) // after the promise settled
 await asyncMapping.persistAsync(0, 4096)
+await asyncMapping.persistAsync()
 asyncMapping.unmap()
+// A window of the file: offset and length as Config.setOffset/setLength take them.
+const windowed = mapFile(file, { offset: 4096, length: 8192n })
+check(windowed.size === 8192 && windowed.read(0, 6).toString() === 'window', 'mapFile window')
+windowed.unmap()
 const readOnly = await mapFileAsync(file, { readOnly: true })
 check(readOnly.read(0, 5).toString() === 'hello', 'mapFileAsync')
 readOnly.unmap()
 check([PROT_EXEC, PROT_NONE].every((n) => typeof n === 'number'), 'PROT_*')
 
 // The default export is the whole binding.
-check(pmem2.mapFile === mapFile && (pmem2.__napiBindingTarget === 'native' || pmem2.__napiBindingTarget.startsWith('wasm32')), 'default')
+check(pmem2.mapFile === mapFile && pmem2.Mapping === Mapping, 'default')
+
+// What a Node user checks first: the state, the errors, util.inspect, disposal.
+const inspected = mapFile(file)
+check(!inspected.unmapped && util.inspect(inspected).includes("protection: 'PROT_READ | PROT_WRITE'"), 'inspect')
+await inspected.persistAsync()
+inspected.persistAsync(0, 4096).catch(() => {}) // awaited by the disposal below
+await inspected[Symbol.asyncDispose]()
+check(inspected.unmapped, 'asyncDispose')
+try {
+  mapFile(path.join(dir, 'missing'))
+} catch (e) {
+  if (e instanceof Pmem2Error && e.code === 'ENOENT') {
+    const where: string | undefined = e.path
+    const syscall: string | undefined = e.syscall
+    check(where === path.join(dir, 'missing') && syscall === 'open', 'path and syscall')
+    check(e.message === `ENOENT: no such file or directory, open '${where}'`, 'fs-like message')
+  }
+}
+const code: Pmem2ErrorCode = 'PMEM2_E_MAP_RANGE'
+// Flags combine with |; libpmem2's protection values too.
+const flags: MemFlag = MEM_NODRAIN
+check(flags === 1 && code.length > 0, 'typed constants')
+const typed = new Config()
+typed.setProtection(PROT_READ)
+typed.setProtection(PROT_READ | PROT_WRITE)
 
 // What the declarations refuse (checked by tsc, never run).
 function refused(): void {
   // @ts-expect-error the path is a string
   mapFile(3)
-  // @ts-expect-error unknown option
-  mapFile(file, { sizes: 1 })
+  // @ts-expect-error unknown option (also a TypeError at run time: "Unknown option 'sise'")
+  mapFile(file, { sise: 1 })
+  // @ts-expect-error offset is a number or a bigint
+  mapFile(file, { offset: '4096' })
   // @ts-expect-error granularity is a Granularity, not a string
   mapFile(file, { granularity: 'PAGE' })
   // @ts-expect-error readOnly is a boolean
@@ -169,7 +209,19 @@ function refused(): void {
   const n: string = new Pmem2Error().errno
   // @ts-expect-error mapAsync returns a promise
   mapAsync(config, source).size
-  void [wrong, n]
+  // @ts-expect-error a PROT_* value is not a copy flag
+  mapping.memcpy(0, Buffer.alloc(1), PROT_READ)
+  // @ts-expect-error nor a memset flag
+  mapping.memset(0, 0, 1, PROT_WRITE)
+  // @ts-expect-error a MEM_* flag is not a protection
+  config.setProtection(MEM_NODRAIN)
+  // @ts-expect-error the kernel's PROT_WRITE (2): pmem2 takes libpmem2's values (a RangeError at run time)
+  config.setProtection(2)
+  // @ts-expect-error the code is a closed union: a misspelt one does not compile
+  const typo: Pmem2Error['code'] = 'PMEM2_E_MAP_RANG'
+  // @ts-expect-error the loader's marker is not API
+  void pmem2.__napiBindingTarget
+  void [wrong, n, typo]
 }
 void refused
 

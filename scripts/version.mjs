@@ -30,6 +30,7 @@ run('cargo', ['update', '--workspace', '--offline'])
 
 // Regenerates index.js (and index.d.ts) with the new version in the loader's version check.
 run(napi, ['build', '--platform', '--no-const-enum'])
+run(process.execPath, [path.join(root, 'scripts', 'typings.mjs')])
 
 const changelog = path.join(root, 'CHANGELOG.md')
 const today = new Date().toISOString().slice(0, 10)

@@ -25,6 +25,32 @@ pub enum Sharing {
     Private = 1,
 }
 
+/// The kernel's `PROT_READ | PROT_WRITE | PROT_EXEC` (1, 2, 4), which C programs pass to mmap.
+const POSIX_PROT_BITS: u32 = 0b111;
+
+/// A `RangeError` for a kernel `PROT_*` value given to `setProtection`, naming the pmem2
+/// constants to use instead; `code` and `errno` stay libpmem2's (`PMEM2_E_INVALID_PROT_FLAG`),
+/// so code ported from C that checks them keeps working.
+fn posix_protection(env: &Env, value: u32) -> Error {
+    let names: Vec<&str> = [(1, "PROT_READ"), (2, "PROT_WRITE"), (4, "PROT_EXEC")]
+        .into_iter()
+        .filter(|&(bit, _)| value & bit != 0)
+        .map(|(_, name)| name)
+        .collect();
+    let kind = pmem2::ErrorKind::InvalidProtFlag;
+    crate::error::range_coded(
+        env,
+        kind.name(),
+        kind.code(),
+        &format!(
+            "setProtection({value}): {value} is the kernel's {}; pmem2 takes libpmem2's PROT_* constants \
+             (PROT_READ = 1 << 30, PROT_WRITE = 1 << 31, PROT_EXEC = 1 << 29): pass {} from pmem2",
+            names.join(" | "),
+            names.join(" | ")
+        ),
+    )
+}
+
 /// A reusable description of a mapping (`struct pmem2_config`).
 ///
 /// ```ts
@@ -85,13 +111,22 @@ impl Config {
     }
 
     /// A combination of `PROT_READ`, `PROT_WRITE` and `PROT_EXEC`, or `PROT_NONE`.
-    /// `PROT_READ | PROT_WRITE` (negative in JavaScript) is accepted.
-    #[napi(catch_unwind, ts_args_type = "protection: number")]
+    /// `PROT_READ | PROT_WRITE` (negative in JavaScript) is accepted. These are libpmem2's
+    /// values (1 << 29 .. 1 << 31): the kernel's 1, 2, 3 … 7 are a `RangeError` saying so (code
+    /// `PMEM2_E_INVALID_PROT_FLAG`); other unknown bits a `Pmem2Error` with that code.
+    #[napi(
+        catch_unwind,
+        ts_generic_types = "P extends number",
+        ts_args_type = "protection: ProtectionArg<P>"
+    )]
     pub fn set_protection(&mut self, env: Env, protection: Unknown) -> Result<()> {
         // JavaScript's bitwise OR yields a signed 32-bit value; accept both spellings.
-        let value = int_arg(&env, &protection, "protection", i32::MIN.into(), u32::MAX.into())?;
+        let value = int_arg(&env, &protection, "protection", i32::MIN.into(), u32::MAX.into())? as u32;
+        if value != 0 && value & !POSIX_PROT_BITS == 0 {
+            return Err(posix_protection(&env, value));
+        }
         self.inner
-            .set_protection(pmem2::Protection::from_raw(value as u32).or_throw(&env)?);
+            .set_protection(pmem2::Protection::from_raw(value).or_throw(&env)?);
         Ok(())
     }
 

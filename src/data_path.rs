@@ -31,6 +31,27 @@ fn on_mapping<R>(env: &Env, args: &[Unknown], op: impl FnOnce(&Region) -> Result
     op(&region)
 }
 
+/// `offset` and `length` of `persist`, `flush` and `persistAsync`: an omitted (`undefined`)
+/// offset is 0 and an omitted length means "to the end of the mapping" (`None`), resolved
+/// against the live mapping by [`rest_of`].
+pub(crate) fn range_args(env: &Env, offset: &Unknown, length: &Unknown) -> Result<(usize, Option<usize>)> {
+    let offset = match offset.get_type()? {
+        ValueType::Undefined => 0,
+        _ => usize_arg(env, offset, "offset")?,
+    };
+    let length = match length.get_type()? {
+        ValueType::Undefined => None,
+        _ => Some(usize_arg(env, length, "length")?),
+    };
+    Ok((offset, length))
+}
+
+/// The length from `offset` to the end of the mapping; 0 past the end, where the core's range
+/// check then reports the offset.
+pub(crate) fn rest_of(mapping: &pmem2::Mapping, offset: usize) -> usize {
+    mapping.size().saturating_sub(offset)
+}
+
 fn flags_arg(env: &Env, flags: &Unknown) -> Result<MemFlags> {
     let bits = match js::number_fast(env, flags) {
         Some(n) if n.fract() == 0.0 && (0.0..=63.0).contains(&n) => n as u32,
@@ -78,8 +99,11 @@ struct Persist;
 impl FastOp for Persist {
     const ARGS: usize = 3;
     fn run(env: &Env, args: &[Unknown]) -> Result<Option<sys::napi_value>> {
-        let (offset, length) = (usize_arg(env, &args[1], "offset")?, usize_arg(env, &args[2], "length")?);
-        on_mapping(env, args, |r| r.with_live(|m| m.persist(offset, length)).or_throw(env))?;
+        let (offset, length) = range_args(env, &args[1], &args[2])?;
+        on_mapping(env, args, |r| {
+            r.with_live(|m| m.persist(offset, length.unwrap_or_else(|| rest_of(m, offset))))
+                .or_throw(env)
+        })?;
         Ok(None)
     }
 }
@@ -88,8 +112,11 @@ struct Flush;
 impl FastOp for Flush {
     const ARGS: usize = 3;
     fn run(env: &Env, args: &[Unknown]) -> Result<Option<sys::napi_value>> {
-        let (offset, length) = (usize_arg(env, &args[1], "offset")?, usize_arg(env, &args[2], "length")?);
-        on_mapping(env, args, |r| r.with_live(|m| m.flush(offset, length)).or_throw(env))?;
+        let (offset, length) = range_args(env, &args[1], &args[2])?;
+        on_mapping(env, args, |r| {
+            r.with_live(|m| m.flush(offset, length.unwrap_or_else(|| rest_of(m, offset))))
+                .or_throw(env)
+        })?;
         Ok(None)
     }
 }
@@ -212,13 +239,13 @@ impl FastOp for Counts {
     }
 }
 
-/// The handle of a `Mapping` object; the shim keeps it in a WeakMap keyed by the object.
-fn handle_of(ctx: FunctionCallContext) -> Result<f64> {
+/// The handle of a `Mapping` object, `undefined` for anything else (the shim then throws a
+/// TypeError naming the method); the shim keeps it in a WeakMap keyed by the object.
+fn handle_of(ctx: FunctionCallContext) -> Result<Option<f64>> {
     js::no_unwind(|| {
         let env = &*ctx.env;
         let value: Unknown = ctx.get(0)?;
-        let handle = js::unwrap_class::<Mapping>(env, &value)?.map(|mapping| mapping.region().handle());
-        handle.ok_or_else(|| error::type_error(env, "the receiver is not a pmem2 Mapping"))
+        Ok(js::unwrap_class::<Mapping>(env, &value)?.map(|mapping| mapping.region().handle()))
     })
 }
 

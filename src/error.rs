@@ -18,6 +18,9 @@ pub struct Runtime {
     pub alloc_buffer: JsRef,
     /// `buffer.constants.MAX_LENGTH` of this runtime.
     pub max_buffer_length: f64,
+    /// Node's own text for each errno (`util.getSystemErrorMap()`), so messages read as fs
+    /// errors do; empty where the runtime cannot tell.
+    pub system_errors: std::collections::HashMap<i32, String>,
 }
 
 /// The `Runtime` of this env, installed at module load.
@@ -29,29 +32,59 @@ pub fn runtime(env: &Env) -> Result<&'static Runtime> {
 
 /// A `Pmem2Error` with `code`, `errno` and `message`, ready to throw.
 pub fn coded(env: &Env, code: &str, errno: i32, message: &str) -> Error {
-    let build = || -> Result<Error> {
-        let ctor = runtime(env)?
-            .error_class
-            .get(env)?
-            .ok_or_else(|| Error::from_reason("Pmem2Error collected"))?;
-        let args = [
-            env.create_string(message)?.raw(),
-            env.create_string(code)?.raw(),
-            env.create_int32(errno)?.raw(),
-        ];
-        let err = js::new_instance(env, ctor, &args)?;
-        Ok(js::error_from_value(env, err))
-    };
+    let build = || -> Result<Error> { Ok(js::error_from_value(env, coded_value(env, code, errno, message)?)) };
     build().unwrap_or_else(|e| e)
 }
 
+fn coded_value(env: &Env, code: &str, errno: i32, message: &str) -> Result<napi::sys::napi_value> {
+    let ctor = runtime(env)?
+        .error_class
+        .get(env)?
+        .ok_or_else(|| Error::from_reason("Pmem2Error collected"))?;
+    let args = [
+        env.create_string(message)?.raw(),
+        env.create_string(code)?.raw(),
+        env.create_int32(errno)?.raw(),
+    ];
+    js::new_instance(env, ctor, &args)
+}
+
 /// The exception for a core error: `RangeError` for a range outside the mapping,
-/// `Pmem2Error` for everything else.
+/// `Pmem2Error` for everything else. An error about a file given by path carries `path` (and
+/// `syscall` when a system call failed) as Node's fs errors do; a failed system call on it
+/// reads like one: `ENOENT: no such file or directory, open '/x'`.
 pub fn pmem2(env: &Env, err: pmem2::Error) -> Error {
     if err.kind() == pmem2::ErrorKind::LengthOutOfRange {
         return range(env, err.message());
     }
-    coded(env, err.name(), err.code(), err.message())
+    let path = err.path().map(|p| p.to_string_lossy().into_owned());
+    let message = match (err.kind(), &path, err.syscall()) {
+        (pmem2::ErrorKind::Os(errno), Some(path), Some(syscall)) => {
+            format!("{}: {}, {syscall} '{path}'", err.name(), system_error_text(env, errno))
+        }
+        _ => err.message().to_owned(),
+    };
+    let build = || -> Result<Error> {
+        let value = coded_value(env, err.name(), err.code(), &message)?;
+        if let Some(path) = &path {
+            js::define_value(env, value, c"path", env.create_string(path)?.raw())?;
+        }
+        if let Some(syscall) = err.syscall() {
+            js::define_value(env, value, c"syscall", env.create_string(syscall)?.raw())?;
+        }
+        Ok(js::error_from_value(env, value))
+    };
+    build().unwrap_or_else(|e| e)
+}
+
+/// What Node says for `errno` (`'no such file or directory'`), or the C library's text in
+/// lower case where the runtime did not tell.
+fn system_error_text(env: &Env, errno: i32) -> String {
+    if let Some(text) = runtime(env).ok().and_then(|r| r.system_errors.get(&errno)) {
+        return text.clone();
+    }
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    text.split(" (os error").next().unwrap_or_default().to_lowercase()
 }
 
 fn builtin(env: &Env, class: ErrorClass, code: &str, message: &str) -> Error {
@@ -74,6 +107,17 @@ pub fn invalid_value(env: &Env, message: &str) -> Error {
 /// `RangeError` with code `ERR_OUT_OF_RANGE`.
 pub fn range(env: &Env, message: &str) -> Error {
     builtin(env, ErrorClass::Range, "ERR_OUT_OF_RANGE", message)
+}
+
+/// A `RangeError` carrying a pmem2 `code` and libpmem2's `errno`, for a value out of the
+/// range libpmem2 accepts that a user most likely took from another API.
+pub fn range_coded(env: &Env, code: &str, errno: i32, message: &str) -> Error {
+    let build = || -> Result<Error> {
+        let value = js::create_error(env, ErrorClass::Range, code, message)?;
+        js::define_value(env, value, c"errno", env.create_int32(errno)?.raw())?;
+        Ok(js::error_from_value(env, value))
+    };
+    build().unwrap_or_else(|e| e)
 }
 
 /// Node's `RangeError` `ERR_BUFFER_TOO_LARGE`, with its wording.

@@ -423,3 +423,24 @@ pub fn create_fast_function<F: FastOp>(env: &Env, name: &str) -> Result<sys::nap
     )?;
     Ok(value)
 }
+
+/// `Object.keys(object)`: the own enumerable string keys (numbers as strings), as an array.
+/// A Proxy's `ownKeys` and `getOwnPropertyDescriptor` traps may run.
+pub fn own_enumerable_keys<'env>(env: &'env Env, object: &Object) -> Result<Object<'env>> {
+    let mut keys = ptr::null_mut();
+    // SAFETY: `object` is a live handle of this env; the filter and modes are Node-API constants.
+    check(
+        unsafe {
+            sys::napi_get_all_property_names(
+                env.raw(),
+                object.raw(),
+                sys::KeyCollectionMode::own_only,
+                sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
+                sys::KeyConversion::numbers_to_strings,
+                &mut keys,
+            )
+        },
+        "napi_get_all_property_names",
+    )?;
+    Ok(Object::from_raw(env.raw(), keys))
+}

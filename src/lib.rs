@@ -32,37 +32,20 @@ use js::JsRef;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// `PMEM2_PROT_EXEC`: the mapping may be executed.
-#[napi]
-pub const PROT_EXEC: u32 = pmem2::Protection::EXEC.bits();
-/// `PMEM2_PROT_READ`: the mapping may be read.
-#[napi]
-pub const PROT_READ: u32 = pmem2::Protection::READ.bits();
-/// `PMEM2_PROT_WRITE`: the mapping may be written.
-#[napi]
-pub const PROT_WRITE: u32 = pmem2::Protection::WRITE.bits();
-/// `PMEM2_PROT_NONE`: no access.
-#[napi]
-pub const PROT_NONE: u32 = 0;
-
-/// `PMEM2_F_MEM_NODRAIN`: skip the final drain (fence).
-#[napi]
-pub const MEM_NODRAIN: u32 = 1;
-/// `PMEM2_F_MEM_NONTEMPORAL`: use non-temporal stores.
-#[napi]
-pub const MEM_NONTEMPORAL: u32 = 2;
-/// `PMEM2_F_MEM_TEMPORAL`: use temporal stores followed by flushes.
-#[napi]
-pub const MEM_TEMPORAL: u32 = 4;
-/// `PMEM2_F_MEM_WC`: write-combining (non-temporal) stores.
-#[napi]
-pub const MEM_WC: u32 = 8;
-/// `PMEM2_F_MEM_WB`: write-back (temporal) stores.
-#[napi]
-pub const MEM_WB: u32 = 16;
-/// `PMEM2_F_MEM_NOFLUSH`: do not flush (implies NODRAIN).
-#[napi]
-pub const MEM_NOFLUSH: u32 = 32;
+/// The `PROT_*` and `MEM_*` constants, exported by [`install`] rather than as `#[napi]` consts so
+/// that `header.d.ts` can give them distinct types (napi-rs declares a const as `number`).
+const CONSTANTS: [(&str, u32); 10] = [
+    ("PROT_EXEC", pmem2::Protection::EXEC.bits()),
+    ("PROT_READ", pmem2::Protection::READ.bits()),
+    ("PROT_WRITE", pmem2::Protection::WRITE.bits()),
+    ("PROT_NONE", pmem2::Protection::NONE.bits()),
+    ("MEM_NODRAIN", pmem2::MemFlags::NODRAIN.bits()),
+    ("MEM_NONTEMPORAL", pmem2::MemFlags::NONTEMPORAL.bits()),
+    ("MEM_TEMPORAL", pmem2::MemFlags::TEMPORAL.bits()),
+    ("MEM_WC", pmem2::MemFlags::WC.bits()),
+    ("MEM_WB", pmem2::MemFlags::WB.bits()),
+    ("MEM_NOFLUSH", pmem2::MemFlags::NOFLUSH.bits()),
+];
 
 /// Runs `shim.js` and exports `errorCodes` when the addon loads.
 #[napi(module_exports)]
@@ -77,16 +60,29 @@ fn install(mut exports: Object, env: &Env) -> Result<()> {
         codes.set_named_property(name, code)?;
     }
     exports.set_named_property("errorCodes", codes)?;
+    for (name, value) in CONSTANTS {
+        exports.set_named_property(name, value)?;
+    }
 
     let install: Function<FnArgs<(Object, Object)>, Object> = env.run_script(include_str!("shim.js"))?;
     let installed = install.call(FnArgs::from((exports, data_path::functions(&env)?)))?;
     let error_class: Unknown = installed.get_named_property("Pmem2Error")?;
     let alloc_buffer: Unknown = installed.get_named_property("allocBuffer")?;
     let max_buffer_length: f64 = installed.get_named_property("maxBufferLength")?;
+    // `[errno, text]` pairs; errnos are positive here.
+    let pairs: Object = installed.get_named_property("systemErrors")?;
+    let mut system_errors = std::collections::HashMap::new();
+    for i in 0..pairs.get_array_length()? {
+        let pair: Object = pairs.get_element(i)?;
+        let errno: i32 = pair.get_element(0)?;
+        let text: String = pair.get_element(1)?;
+        system_errors.insert(errno, text);
+    }
     let runtime = error::Runtime {
         error_class: JsRef::new(&env, error_class.raw(), true)?,
         alloc_buffer: JsRef::new(&env, alloc_buffer.raw(), true)?,
         max_buffer_length,
+        system_errors,
     };
     // Node does not free references an addon made when an environment (a Worker) goes away:
     // release them with the instance data, or every environment that loads pmem2 leaks them.

@@ -94,6 +94,7 @@ fn file_options(env: &Env, options: Option<Unknown>) -> Result<pmem2::FileOption
         ));
     }
     let object = options.coerce_to_object()?;
+    reject_unknown_keys(env, &object)?;
     let size: Unknown = object.get_named_property("size")?;
     if size.get_type()? != ValueType::Undefined {
         out.size = Some(u64_arg(env, &size, "options.size")?);
@@ -116,11 +117,56 @@ fn file_options(env: &Env, options: Option<Unknown>) -> Result<pmem2::FileOption
         let value = int_arg(env, &sharing, "options.sharing", i32::MIN.into(), i32::MAX.into())?;
         out.sharing = pmem2::Sharing::try_from(value).or_throw(env)?;
     }
+    let offset: Unknown = object.get_named_property("offset")?;
+    if offset.get_type()? != ValueType::Undefined {
+        out.offset = u64_arg(env, &offset, "options.offset")?;
+    }
+    let length: Unknown = object.get_named_property("length")?;
+    if length.get_type()? != ValueType::Undefined {
+        out.length = u64_arg(env, &length, "options.length")?;
+    }
     Ok(out)
 }
 
-/// Opens `path` (creating it and allocating `size` bytes when asked), maps the whole file and
-/// closes the fd. Defaults: existing file, read-write, shared, PAGE granularity.
+/// The keys `mapFile` reads from its options (`MapFileOptions` in `header.d.ts`).
+const OPTION_KEYS: [&str; 7] = [
+    "size",
+    "create",
+    "granularity",
+    "readOnly",
+    "sharing",
+    "offset",
+    "length",
+];
+
+/// A misspelt option (`sise`) must not be silently ignored: every own enumerable string key
+/// must be one `mapFile` reads. A `TypeError` with code `ERR_INVALID_ARG_VALUE`, which Node
+/// uses for an argument of the right type holding a value it cannot take.
+fn reject_unknown_keys(env: &Env, options: &Object) -> Result<()> {
+    let keys = js::own_enumerable_keys(env, options)?;
+    for i in 0..keys.get_array_length()? {
+        let key: String = keys
+            .get_element::<Unknown>(i)?
+            .coerce_to_string()?
+            .into_utf8()?
+            .into_owned()?;
+        if !OPTION_KEYS.contains(&key.as_str()) {
+            return Err(error::invalid_value(
+                env,
+                &format!(
+                    "Unknown option {}: mapFile takes {}",
+                    inspect(&key),
+                    OPTION_KEYS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Opens `path` (creating it and allocating `size` bytes when asked), maps the whole file (or
+/// the window `offset`/`length`) and closes the fd. Defaults: existing file, read-write,
+/// shared, PAGE granularity. An unknown option key is a `TypeError`.
 ///
 /// ```ts
 /// const log = mapFile('/mnt/pmem/log', { size: 1 << 20, create: true })
@@ -129,8 +175,17 @@ fn file_options(env: &Env, options: Option<Unknown>) -> Result<pmem2::FileOption
 pub fn map_file(env: Env, path: Unknown, options: Option<Unknown>) -> Result<Mapping> {
     let path = path_arg(&env, &path)?;
     let options = file_options(&env, options)?;
-    let map = pmem2::map_file(path, &options).or_throw(&env)?;
-    Mapping::new(&env, map)
+    let (map, alias) = map_file_with_alias(path, &options).or_throw(&env)?;
+    Mapping::new(&env, map, alias)
+}
+
+/// `pmem2::map_file`, with the private alias a read-only mapping's Buffers use.
+fn map_file_with_alias(
+    path: String,
+    options: &pmem2::FileOptions,
+) -> pmem2::Result<(pmem2::Mapping, Option<pmem2::Mapping>)> {
+    let (map, alias) = pmem2::map_file_with_private_alias(path, options)?;
+    Ok((map, alias.and_then(|alias| alias.ok())))
 }
 
 /// `mapFile` on the libuv thread pool. Rejects with the same `Pmem2Error`s.
@@ -142,7 +197,9 @@ pub fn map_file(env: Env, path: Unknown, options: Option<Unknown>) -> Result<Map
 pub fn map_file_async(env: Env, path: Unknown, options: Option<Unknown>) -> Result<AsyncTask<MapTask>> {
     let path = path_arg(&env, &path)?;
     let options = file_options(&env, options)?;
-    Ok(AsyncTask::new(MapTask::new(move || pmem2::map_file(path, &options))))
+    Ok(AsyncTask::new(MapTask::new(move || {
+        map_file_with_alias(path, &options)
+    })))
 }
 
 /// `mapNew` on the libuv thread pool. Keep the source's fd open until the promise settles.
@@ -155,6 +212,8 @@ pub fn map_async(env: Env, config: Unknown, source: Unknown) -> Result<AsyncTask
     let config = class_arg::<Config>(&env, &config, "config", "Config")?.inner.clone();
     let source = class_arg::<Source>(&env, &source, "source", "Source")?.inner.clone();
     Ok(AsyncTask::new(MapTask::new(move || {
-        pmem2::Mapping::new(&config, &source)
+        let map = pmem2::Mapping::new(&config, &source)?;
+        let alias = crate::mapping::alias_for(&map, &source);
+        Ok((map, alias))
     })))
 }

@@ -30,13 +30,33 @@ use std::sync::Arc;
 #[napi(custom_finalize)]
 pub struct Mapping {
     region: Arc<Region>,
+    /// For a mapping without `PROT_WRITE`: its private copy-on-write alias
+    /// (`pmem2::Mapping::private_alias`), which `buffer` and `view` expose instead, so that a
+    /// store through them changes private memory only. Unmapped with the mapping.
+    alias: Option<Arc<Region>>,
+}
+
+/// Whether `map` gets a private alias for its Buffers: readable, not writable, a file.
+pub(crate) fn wants_alias(map: &pmem2::Mapping) -> bool {
+    let protection = map.protection();
+    protection.contains(pmem2::Protection::READ)
+        && !protection.contains(pmem2::Protection::WRITE)
+        && map.file_type().is_some()
+}
+
+/// The private alias of `map` from the still-open `source`, when it wants one. An alias that
+/// cannot be made (device DAX has no private mappings) leaves the mapping without Buffers, as
+/// before aliases existed.
+pub(crate) fn alias_for(map: &pmem2::Mapping, source: &pmem2::Source) -> Option<pmem2::Mapping> {
+    wants_alias(map).then(|| map.private_alias(source).ok()).flatten()
 }
 
 impl Mapping {
-    pub(crate) fn new(env: &Env, map: pmem2::Mapping) -> Result<Mapping> {
-        Ok(Mapping {
-            region: Region::new(env, map)?,
-        })
+    pub(crate) fn new(env: &Env, map: pmem2::Mapping, alias: Option<pmem2::Mapping>) -> Result<Mapping> {
+        let region = Region::new(env, map)?;
+        // Without a registered alias the mapping still works, without Buffers.
+        let alias = alias.and_then(|alias| Region::alias(env, alias).ok());
+        Ok(Mapping { region, alias })
     }
 
     /// Runs `f` on the live mapping, or throws `PMEM2_E_MAPPING_NOT_FOUND` after `unmap()`.
@@ -48,20 +68,32 @@ impl Mapping {
         &self.region
     }
 
+    /// The region whose memory `buffer` and `view` expose: the mapping itself when it is
+    /// readable and writable, its private alias when it is read-only.
+    fn buffer_region(&self, env: &Env) -> Result<&Arc<Region>> {
+        let writable = self.live(env, |m| {
+            let rw = pmem2::Protection::READ | pmem2::Protection::WRITE;
+            Ok(m.protection().contains(rw))
+        })?;
+        match (&self.alias, writable) {
+            (_, true) => Ok(&self.region),
+            (Some(alias), false) => Ok(alias),
+            (None, false) => Err(error::pmem2(
+                env,
+                pmem2::Error::new(
+                    pmem2::ErrorKind::NoAccess,
+                    "a Buffer over the mapping needs PROT_READ | PROT_WRITE, or PROT_READ on a file that can be \
+                     mapped privately (not device DAX): JavaScript cannot make a Buffer read-only and a store to a \
+                     read-only page would kill the process; use mapping.read(offset, length)",
+                ),
+            )),
+        }
+    }
+
     /// A Buffer over `[offset, offset+len)`, after the checks `buffer` and `view` share.
     fn window(&self, env: &Env, offset: usize, len: usize, what: &str) -> Result<napi::sys::napi_value> {
-        self.live(env, |m| {
-            m.checked_range(offset, len)?;
-            let rw = pmem2::Protection::READ | pmem2::Protection::WRITE;
-            if !m.protection().contains(rw) {
-                return Err(pmem2::Error::new(
-                    pmem2::ErrorKind::NoAccess,
-                    "a Buffer over the mapping needs PROT_READ | PROT_WRITE: JavaScript cannot make a Buffer \
-                     read-only and a store to a read-only page would kill the process; use mapping.read(offset, length)",
-                ));
-            }
-            Ok(())
-        })?;
+        self.live(env, |m| m.checked_range(offset, len).map(|_| ()))?;
+        let region = self.buffer_region(env)?;
         let max = error::runtime(env)?.max_buffer_length;
         if len as f64 > max {
             return Err(error::range(
@@ -72,7 +104,14 @@ impl Mapping {
                 ),
             ));
         }
-        self.region.external_buffer(env, offset, len)
+        region.external_buffer(env, offset, len)
+    }
+
+    /// Unmaps the mapping and its alias; the first failure is reported, after both.
+    fn unmap_all(&self, env: &Env) -> Result<()> {
+        let main = self.region.unmap(env);
+        let alias = self.alias.as_ref().map_or(Ok(()), |alias| alias.unmap(env));
+        main.and(alias)
     }
 }
 
@@ -80,6 +119,9 @@ impl ObjectFinalize for Mapping {
     fn finalize(self, env: Env) -> Result<()> {
         js::no_unwind(|| {
             self.region.object_finalized(&env);
+            if let Some(alias) = &self.alias {
+                alias.object_finalized(&env);
+            }
             Ok(())
         })
     }
@@ -87,6 +129,13 @@ impl ObjectFinalize for Mapping {
 
 #[napi]
 impl Mapping {
+    /// `true` once `unmap()` (or `delete()`, or disposal) ran: every other member then throws
+    /// `PMEM2_E_MAPPING_NOT_FOUND`, this one never throws.
+    #[napi(getter, catch_unwind)]
+    pub fn unmapped(&self) -> bool {
+        !self.region.is_mapped()
+    }
+
     /// The start address (2 MiB aligned) as a bigint.
     #[napi(getter, catch_unwind)]
     pub fn address(&self, env: Env) -> Result<BigInt> {
@@ -153,10 +202,11 @@ impl Mapping {
 
     /// Like `persist`, on the libuv thread pool: PAGE persists (msync) do not block the event
     /// loop. Rejects with the same `Pmem2Error`s. The mapping stays mapped until the promise
-    /// settles, even if the Mapping object is collected meanwhile.
+    /// settles, even if the Mapping object is collected meanwhile. Without arguments it covers
+    /// the whole mapping; without `length`, `offset` to the end.
     #[napi(
         catch_unwind,
-        ts_args_type = "offset: number | bigint, length: number | bigint",
+        ts_args_type = "offset?: number | bigint, length?: number | bigint",
         ts_return_type = "Promise<void>"
     )]
     pub fn persist_async(
@@ -165,7 +215,7 @@ impl Mapping {
         offset: Unknown,
         length: Unknown,
     ) -> Result<AsyncTask<crate::tasks::PersistTask>> {
-        let (offset, length) = (usize_arg(&env, &offset, "offset")?, usize_arg(&env, &length, "length")?);
+        let (offset, length) = crate::data_path::range_args(&env, &offset, &length)?;
         Ok(AsyncTask::new(crate::tasks::PersistTask::new(
             Arc::clone(&self.region),
             offset,
@@ -175,22 +225,30 @@ impl Mapping {
 
     /// A zero-copy Buffer over the mapped bytes (the same Buffer on every access).
     ///
-    /// Throws `PMEM2_E_NO_ACCESS` for a mapping without `PROT_WRITE` (a store through it
-    /// would kill the process, and JavaScript has no read-only Buffer: use `read()`), and
-    /// `ERR_EXTERNAL_BUFFERS_NOT_ALLOWED` where the runtime forbids external memory.
+    /// On a read-only file mapping (`readOnly: true`, `PROT_READ`) it is a private
+    /// copy-on-write alias of the same file range: reads see the file (a page not stored to
+    /// through it shows the file's current contents), a store changes a private copy of its
+    /// page, never the file, and that page no longer follows later changes of the file. No
+    /// store through it can reach the file or kill the process.
+    ///
+    /// Throws `PMEM2_E_NO_ACCESS` for a mapping without `PROT_READ`, or read-only on device
+    /// DAX (no private mappings: use `read()`), and `ERR_EXTERNAL_BUFFERS_NOT_ALLOWED` where
+    /// the runtime forbids external memory.
     #[napi(getter, catch_unwind, ts_return_type = "Buffer")]
     pub fn buffer<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
         let size = self.live(env, |m| Ok(m.size()))?;
-        if let Some(cached) = self.region.cached_buffer(env)? {
+        let region = self.buffer_region(env)?;
+        if let Some(cached) = region.cached_buffer(env)? {
             return Ok(js::unknown(env, cached));
         }
         let buffer = self.window(env, 0, size, "the mapping")?;
-        self.region.cache_buffer(env, buffer)?;
+        region.cache_buffer(env, buffer)?;
         Ok(js::unknown(env, buffer))
     }
 
     /// A zero-copy Buffer over `[offset, offset+length)`: the way to reach mappings larger
-    /// than the largest Buffer the runtime allows. Detached by `unmap()` like `buffer`.
+    /// than the largest Buffer the runtime allows. Detached by `unmap()` like `buffer`; over the
+    /// private alias, like `buffer`, on a read-only mapping.
     #[napi(
         catch_unwind,
         ts_args_type = "offset: number | bigint, length: number | bigint",
@@ -255,13 +313,13 @@ impl Mapping {
     /// A second call does nothing.
     #[napi(catch_unwind)]
     pub fn unmap(&self, env: Env) -> Result<()> {
-        self.region.unmap(&env)
+        self.unmap_all(&env)
     }
 
     /// The same as `unmap()` (libpmem2's `pmem2_map_delete`).
     #[napi(catch_unwind, js_name = "delete")]
     pub fn delete_mapping(&self, env: Env) -> Result<()> {
-        self.region.unmap(&env)
+        self.unmap_all(&env)
     }
 }
 
@@ -275,7 +333,9 @@ impl Mapping {
 pub fn map(env: Env, config: Unknown) -> Result<Mapping> {
     let config = class_arg::<Config>(&env, &config, "config", "Config")?.inner.clone();
     let map = pmem2::map(&config).or_throw(&env)?;
-    Mapping::new(&env, map)
+    let source = config.fd().and_then(|fd| pmem2::Source::from_raw_fd(fd).ok());
+    let alias = source.and_then(|source| alias_for(&map, &source));
+    Mapping::new(&env, map, alias)
 }
 
 /// Modern form (libpmem2 1.12): maps `source` as `config` describes, with libpmem2's order of
@@ -287,5 +347,6 @@ pub fn map_new(env: Env, config: Unknown, source: Unknown) -> Result<Mapping> {
     let config = class_arg::<Config>(&env, &config, "config", "Config")?.inner.clone();
     let source = class_arg::<Source>(&env, &source, "source", "Source")?.inner.clone();
     let map = pmem2::Mapping::new(&config, &source).or_throw(&env)?;
-    Mapping::new(&env, map)
+    let alias = alias_for(&map, &source);
+    Mapping::new(&env, map, alias)
 }

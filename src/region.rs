@@ -142,6 +142,17 @@ impl Region {
         let private = map.sharing() == pmem2::Sharing::Private || map.file_type().is_none();
         // Private and anonymous pages become process memory once touched.
         let cost = if private { map.size() as i64 } else { SHARED_FILE_COST };
+        Region::with_cost(env, map, cost)
+    }
+
+    /// Registers the private alias of a read-only mapping (`mapping.rs`). Its pages stay page
+    /// cache unless a stray store copies one, so it costs what a shared file mapping costs: a
+    /// map entry, not its size.
+    pub(crate) fn alias(env: &Env, map: pmem2::Mapping) -> Result<Arc<Region>> {
+        Region::with_cost(env, map, SHARED_FILE_COST)
+    }
+
+    fn with_cost(env: &Env, map: pmem2::Mapping, cost: i64) -> Result<Arc<Region>> {
         let region = Arc::new(Region {
             state: RwLock::new(State::Mapped(map)),
             outstanding: AtomicUsize::new(0),
@@ -203,7 +214,7 @@ impl Region {
         }
     }
 
-    fn is_mapped(&self) -> bool {
+    pub(crate) fn is_mapped(&self) -> bool {
         matches!(
             *self.state.read().unwrap_or_else(PoisonError::into_inner),
             State::Mapped(_)

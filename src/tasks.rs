@@ -43,25 +43,28 @@ impl<T: Send + 'static> CoreTask<T> {
     }
 }
 
+/// A mapping and the private alias its Buffers use when it is read-only.
+type Mapped = (pmem2::Mapping, Option<pmem2::Mapping>);
+
 /// `mapAsync` / `mapFileAsync`.
-pub struct MapTask(CoreTask<pmem2::Mapping>);
+pub struct MapTask(CoreTask<Mapped>);
 
 impl MapTask {
-    pub fn new(job: impl FnOnce() -> pmem2::Result<pmem2::Mapping> + Send + 'static) -> MapTask {
+    pub fn new(job: impl FnOnce() -> pmem2::Result<Mapped> + Send + 'static) -> MapTask {
         MapTask(CoreTask::new(job))
     }
 }
 
 impl Task for MapTask {
-    type Output = pmem2::Mapping;
+    type Output = Mapped;
     type JsValue = Mapping;
 
-    fn compute(&mut self) -> Result<pmem2::Mapping> {
+    fn compute(&mut self) -> Result<Mapped> {
         self.0.run()
     }
 
-    fn resolve(&mut self, env: Env, output: pmem2::Mapping) -> Result<Mapping> {
-        Mapping::new(&env, output)
+    fn resolve(&mut self, env: Env, (map, alias): Mapped) -> Result<Mapping> {
+        Mapping::new(&env, map, alias)
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Mapping> {
@@ -77,10 +80,13 @@ pub struct PersistTask {
 }
 
 impl PersistTask {
-    pub(crate) fn new(region: Arc<Region>, offset: usize, length: usize) -> PersistTask {
+    /// `length` `None` persists from `offset` to the end of the mapping.
+    pub(crate) fn new(region: Arc<Region>, offset: usize, length: Option<usize>) -> PersistTask {
         let hold = UserHold::new(&region);
         PersistTask {
-            core: CoreTask::new(move || region.with_live(|m| m.persist(offset, length))),
+            core: CoreTask::new(move || {
+                region.with_live(|m| m.persist(offset, length.unwrap_or_else(|| crate::data_path::rest_of(m, offset))))
+            }),
             hold: Some(hold),
         }
     }

@@ -71,6 +71,29 @@ bitflags::bitflags! {
     }
 }
 
+/// The constants' names as a program writes them: `PROT_READ | PROT_WRITE`, or `PROT_NONE`.
+impl std::fmt::Display for Protection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            return f.write_str("PROT_NONE");
+        }
+        let names = [
+            (Protection::READ, "PROT_READ"),
+            (Protection::WRITE, "PROT_WRITE"),
+            (Protection::EXEC, "PROT_EXEC"),
+        ];
+        let mut first = true;
+        for (flag, name) in names {
+            if self.contains(flag) {
+                f.write_str(if first { "" } else { " | " })?;
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Protection {
     /// `PMEM2_PROT_NONE`.
     pub const NONE: Protection = Protection::empty();
@@ -176,6 +199,11 @@ impl Config {
         self
     }
 
+    /// Seed form: the fd set with [`Config::set_fd`], if any.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.fd
+    }
+
     /// Seed form: the size of the file set with [`Config::set_fd`].
     ///
     /// # Errors
@@ -253,6 +281,13 @@ mod tests {
             assert!(Protection::from_raw(bits).is_ok(), "{bits}");
         }
         assert_eq!(Protection::from_raw(2).unwrap_err().kind(), ErrorKind::InvalidProtFlag);
+        assert_eq!(Protection::NONE.to_string(), "PROT_NONE");
+        assert_eq!(Protection::READ.to_string(), "PROT_READ");
+        assert_eq!(
+            (Protection::WRITE | Protection::READ).to_string(),
+            "PROT_READ | PROT_WRITE"
+        );
+        assert_eq!(Protection::all().to_string(), "PROT_READ | PROT_WRITE | PROT_EXEC");
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub use config::{Config, Granularity, Protection, Sharing};
 pub use error::{errno_name, Error, ErrorKind, Result, ERROR_CODES};
 pub use granularity::FORCE_GRANULARITY_ENV;
 pub use map::{Mapping, ReservedRange};
-pub use map_file::{map_file, FileOptions};
+pub use map_file::{map_file, map_file_with_private_alias, FileOptions};
 pub use mem::{MemFlags, MemcpyFn, MemmoveFn, MemsetFn};
 pub use persist::{DrainFn, FlushFn, PersistFn};
 pub use seed::map;

@@ -89,6 +89,10 @@ pub struct Mapping {
     file_type: Option<FileType>,
     /// `st_rdev` of a device DAX source (for its deep-flush region), else 0.
     rdev: u64,
+    /// Where the mapping starts in its file (0 for anonymous memory).
+    file_offset: u64,
+    /// `(st_dev, st_ino)` of the mapped file, `None` for anonymous memory.
+    file_id: Option<(u64, u64)>,
 }
 
 // SAFETY: a Mapping is an address range plus plain metadata. Its methods either make
@@ -148,11 +152,15 @@ impl Mapping {
                 format!("offset {offset} is not a multiple of {alignment}"),
             ));
         }
-        let (fd, file_type, rdev) = match source.kind {
-            SourceKind::Anon { .. } => (None, None, 0),
+        let (fd, file_type, rdev, file_id) = match source.kind {
+            SourceKind::Anon { .. } => (None, None, 0, None),
             SourceKind::Fd {
-                fd, file_type, rdev, ..
-            } => (Some(fd), Some(file_type), rdev),
+                fd,
+                file_type,
+                rdev,
+                dev,
+                ino,
+            } => (Some(fd), Some(file_type), rdev, Some((dev, ino))),
         };
         // Anonymous sources ignore the offset for mapping but still count it in the range check.
         let file_offset = if fd.is_some() { offset } else { 0 };
@@ -205,6 +213,8 @@ impl Mapping {
             protection,
             file_type,
             rdev,
+            file_offset,
+            file_id,
         };
         let available = match fd {
             None => Granularity::Byte,
@@ -229,6 +239,63 @@ impl Mapping {
         }
         mapping.granularity = available;
         Ok(mapping)
+    }
+
+    /// A private copy-on-write alias of the same file range, readable and writable, for a
+    /// runtime that cannot make memory read-only (a JavaScript `Buffer` over a read-only
+    /// mapping): a store through it can neither reach the file nor fault.
+    ///
+    /// Reads see the file: a page not stored to through the alias shows the file's current
+    /// contents, as the kernel shares unmodified pages of a private mapping with the page cache.
+    /// A store copies its page into private memory; from then on that page shows the stored
+    /// bytes and no longer follows the file. The alias is an independent [`Mapping`] (private,
+    /// BYTE granularity) of `[offset, offset + size)` of the same file, released on its own.
+    /// `source` must be an open source of the mapped file (the mapping keeps no descriptor).
+    ///
+    /// ```
+    /// use pmem2::{Config, Granularity, Mapping, Protection, Source};
+    /// use std::os::unix::fs::FileExt;
+    /// let file = tempfile::tempfile()?;
+    /// file.write_all_at(b"file", 0)?;
+    /// file.set_len(4096)?;
+    /// let source = Source::from_fd(&file)?;
+    /// let mut config = Config::new();
+    /// config.set_required_store_granularity(Granularity::Page).set_protection(Protection::READ);
+    /// let read_only = Mapping::new(&config, &source)?;
+    /// let alias = read_only.private_alias(&source)?;
+    /// alias.write(0, b"mine")?; // private memory
+    /// let mut bytes = [0; 4];
+    /// read_only.read(0, &mut bytes)?;
+    /// assert_eq!(&bytes, b"file");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::SourceTypeNotSupported`] for an anonymous mapping or source;
+    /// [`ErrorKind::InvalidFileHandle`] when `source` is another file than the mapped one;
+    /// [`ErrorKind::SrcDevdaxPrivate`] for device DAX (no private mappings); otherwise as
+    /// [`Mapping::new`] ([`ErrorKind::MapRange`] if the file shrank below the range).
+    pub fn private_alias(&self, source: &Source) -> Result<Mapping> {
+        let (Some(file_id), SourceKind::Fd { dev, ino, .. }) = (self.file_id, &source.kind) else {
+            return Err(Error::new(
+                ErrorKind::SourceTypeNotSupported,
+                "a private alias needs a file mapping and a file source",
+            ));
+        };
+        if file_id != (*dev, *ino) {
+            return Err(Error::new(
+                ErrorKind::InvalidFileHandle,
+                "the source is not the file this mapping maps",
+            ));
+        }
+        let mut config = Config::new();
+        config
+            .set_required_store_granularity(Granularity::Page)
+            .set_sharing(Sharing::Private)
+            .set_protection(Protection::READ | Protection::WRITE)
+            .set_offset(self.file_offset)?;
+        config.set_length(self.content_len as u64);
+        Mapping::new(&config, source)
     }
 
     /// The start address (aligned to at least 2 MiB).
@@ -438,7 +505,7 @@ impl Mapping {
         }
         Err(Error::new(
             ErrorKind::NoAccess,
-            format!("cannot {what}: the mapping's protection is {:?}", self.protection),
+            format!("cannot {what}: the mapping's protection is {}", self.protection),
         ))
     }
 

@@ -67,7 +67,31 @@ impl Default for FileOptions {
 /// otherwise as [`Mapping::new`], with messages naming the path instead of the internal fd.
 /// A file this call created is removed again when mapping it fails.
 pub fn map_file(path: impl AsRef<Path>, options: &FileOptions) -> Result<Mapping> {
-    let path = path.as_ref();
+    map_file_and(path.as_ref(), options, |_, _| ()).map(|(mapping, ())| mapping)
+}
+
+/// As [`map_file`], and for a mapping without `PROT_WRITE` also its
+/// [`Mapping::private_alias`], made while the file is still open. The alias's own failure (a
+/// device DAX file, which has no private mappings) is returned beside the mapping rather than
+/// failing it; a writable mapping has no alias (`None`).
+///
+/// # Errors
+/// As [`map_file`].
+pub fn map_file_with_private_alias(
+    path: impl AsRef<Path>,
+    options: &FileOptions,
+) -> Result<(Mapping, Option<Result<Mapping>>)> {
+    map_file_and(path.as_ref(), options, |mapping, source| {
+        (!mapping.protection().contains(Protection::WRITE)).then(|| mapping.private_alias(source))
+    })
+}
+
+/// [`map_file`], then `also` on the mapping and the source of the still-open file.
+fn map_file_and<T>(
+    path: &Path,
+    options: &FileOptions,
+    also: impl FnOnce(&Mapping, &Source) -> T,
+) -> Result<(Mapping, T)> {
     if options.read_only && (options.create || options.size.is_some()) {
         return Err(Error::new(
             ErrorKind::Os(libc::EINVAL),
@@ -76,7 +100,7 @@ pub fn map_file(path: impl AsRef<Path>, options: &FileOptions) -> Result<Mapping
         .with_path(path));
     }
     let (file, created) = open(path, options)?;
-    let mapped = map_open_file(&file, path, options);
+    let mapped = map_open_file(&file, path, options, also);
     if mapped.is_err() && created {
         // Never leave behind an empty or half-made file this call created.
         let _ = std::fs::remove_file(path);
@@ -128,7 +152,12 @@ fn open(path: &Path, options: &FileOptions) -> Result<(File, bool)> {
     }
 }
 
-fn map_open_file(file: &File, path: &Path, options: &FileOptions) -> Result<Mapping> {
+fn map_open_file<T>(
+    file: &File,
+    path: &Path,
+    options: &FileOptions,
+    also: impl FnOnce(&Mapping, &Source) -> T,
+) -> Result<(Mapping, T)> {
     let fd = file.as_raw_fd();
     let name = |e: Error| naming_path(e, fd, path);
     if let Some(size) = options.size.filter(|&s| s > 0) {
@@ -149,7 +178,10 @@ fn map_open_file(file: &File, path: &Path, options: &FileOptions) -> Result<Mapp
         });
     config.set_offset(options.offset).map_err(name)?;
     config.set_length(options.length);
-    Mapping::new(&config, &Source::from_fd(file).map_err(name)?).map_err(name)
+    let source = Source::from_fd(file).map_err(name)?;
+    let mapping = Mapping::new(&config, &source).map_err(name)?;
+    let extra = also(&mapping, &source);
+    Ok((mapping, extra))
 }
 
 /// The caller gave a path, not an fd: say which file the error is about.

@@ -151,8 +151,8 @@ impl Source {
     /// The size in bytes: the anonymous size, the file size (read now), or the device DAX size.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidFileHandle`] if the fd was closed (also for device DAX); sysfs
-    /// errors for device DAX.
+    /// [`ErrorKind::InvalidFileHandle`] if the fd was closed or now names another file (also
+    /// for device DAX); sysfs errors for device DAX.
     #[doc(alias = "pmem2_source_size")]
     pub fn size(&self) -> Result<u64> {
         match self.kind {
@@ -160,9 +160,11 @@ impl Source {
             SourceKind::Fd {
                 fd,
                 file_type: FileType::Regular,
+                dev,
+                ino,
                 ..
             } => {
-                let size = sys::fstat(fd)?.size;
+                let size = fstat_same_file(fd, dev, ino)?.size;
                 u64::try_from(size).map_err(|_| {
                     Error::new(
                         ErrorKind::InvalidFileHandle,
@@ -174,11 +176,12 @@ impl Source {
                 fd,
                 file_type: FileType::DeviceDax,
                 rdev,
-                ..
+                dev,
+                ino,
             } => {
                 // libpmem2 fstats the fd on every call for device DAX too: a closed fd is
                 // InvalidFileHandle, not the size.
-                sys::fstat(fd)?;
+                fstat_same_file(fd, dev, ino)?;
                 Sysfs::from_env().device_dax_size(libc::major(rdev), libc::minor(rdev))
             }
         }
@@ -216,14 +219,21 @@ impl Source {
     /// closed-and-reused fd number cannot silently map another file.
     pub(crate) fn verify_fd_identity(&self) -> Result<()> {
         if let SourceKind::Fd { fd, dev, ino, .. } = self.kind {
-            let st = sys::fstat(fd)?;
-            if (st.dev, st.ino) != (dev, ino) {
-                return Err(Error::new(
-                    ErrorKind::InvalidFileHandle,
-                    format!("fd {fd} now refers to a different file than when the source was created"),
-                ));
-            }
+            fstat_same_file(fd, dev, ino)?;
         }
         Ok(())
     }
+}
+
+/// `fstat` of a source's descriptor, refused when the number now names another file than the
+/// one `(dev, ino)` the source was made from (closed and reused for another file).
+fn fstat_same_file(fd: RawFd, dev: u64, ino: u64) -> Result<sys::FileStat> {
+    let st = sys::fstat(fd)?;
+    if (st.dev, st.ino) != (dev, ino) {
+        return Err(Error::new(
+            ErrorKind::InvalidFileHandle,
+            format!("fd {fd} now refers to a different file than when the source was created"),
+        ));
+    }
+    Ok(st)
 }

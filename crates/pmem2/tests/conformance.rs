@@ -137,9 +137,10 @@ fn open_fd(mode: &str, path: &Path) -> Result<(RawFd, Option<OwnedFd>), i32> {
 /// The fields from `map=` on of a scenario that did not map.
 const NOT_MAPPED: &str = "map=- msize=- gran=- addr=- maps=- sync=- persist=-";
 
-/// The alignment class of a mapping's address, as the oracle prints it.
-fn addr_class(addr: usize) -> &'static str {
-    if addr.is_multiple_of(GIB as usize) {
+/// The alignment class of a mapping's address, as the oracle prints it: "1g" only for
+/// mappings of 2 GiB or more, the only ones promised it (below that it is luck, on either side).
+fn addr_class(addr: usize, size: usize) -> &'static str {
+    if addr.is_multiple_of(GIB as usize) && size >= 2 * GIB as usize {
         "1g"
     } else if addr.is_multiple_of(2 * MIB as usize) {
         "2m"
@@ -224,7 +225,7 @@ fn observed(map: &Mapping, prot: pmem2::Protection) -> String {
     };
     format!(
         "addr={} maps={} sync={sync} persist={persist}",
-        addr_class(addr),
+        addr_class(addr, size),
         maps_perms(addr, addr + size)
     )
 }

@@ -112,6 +112,8 @@ fn fd_number_reused_for_another_file_is_invalid_file_handle() {
     assert_eq!(unsafe { libc::dup2(second.as_raw_fd(), fd) }, fd);
     let err = Mapping::new(&page_config(0, 0), &source).unwrap_err();
     assert_eq!(err.code(), -100004);
+    // Nor does the source report the other file's size.
+    assert_eq!(source.size().unwrap_err().code(), -100004);
     close(fd);
 }
 

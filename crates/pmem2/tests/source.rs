@@ -39,6 +39,8 @@ fn closed_or_negative_fd_is_invalid_file_handle() {
         let err = Source::from_raw_fd(fd).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidFileHandle, "fd {fd}");
         assert_eq!(err.code(), -100004);
+        // The message names the fd the caller gave.
+        assert!(err.message().contains(&format!("{fd}")), "{err}");
     }
 }
 

@@ -59,9 +59,10 @@ pub fn page_size() -> usize {
     usize::try_from(size).unwrap_or(4096)
 }
 
-/// Maps EBADF to `INVALID_FILE_HANDLE` as libpmem2 does; other errnos stay `-errno`.
-fn fd_error(context: &str) -> Error {
-    let err = Error::last_os(context);
+/// Maps EBADF to `INVALID_FILE_HANDLE` as libpmem2 does; other errnos stay `-errno`. The
+/// message names the fd the caller gave (`fcntl of fd 9999: Bad file descriptor`).
+fn fd_error(syscall: &str, fd: RawFd) -> Error {
+    let err = Error::last_os(&format!("{syscall} of fd {fd}"));
     if err.kind() == ErrorKind::Os(libc::EBADF) {
         Error::new(ErrorKind::InvalidFileHandle, err.message())
     } else {
@@ -74,7 +75,7 @@ pub fn access_mode(fd: RawFd) -> Result<AccessMode> {
     // SAFETY: F_GETFL reads descriptor flags; an invalid fd only yields EBADF.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     if flags < 0 {
-        return Err(fd_error("fcntl"));
+        return Err(fd_error("fcntl", fd));
     }
     Ok(match flags & libc::O_ACCMODE {
         libc::O_RDONLY => AccessMode::ReadOnly,
@@ -89,7 +90,7 @@ pub fn fstat(fd: RawFd) -> Result<FileStat> {
     // SAFETY: `st` is a writable stat buffer; an invalid fd only yields EBADF.
     let rc = unsafe { libc::fstat(fd, st.as_mut_ptr()) };
     if rc != 0 {
-        return Err(fd_error("fstat"));
+        return Err(fd_error("fstat", fd));
     }
     // SAFETY: fstat succeeded, so it initialised the buffer.
     let st = unsafe { st.assume_init() };

@@ -44,12 +44,36 @@ pub fn open(path: &Path, flags: libc::c_int) -> std::io::Result<OwnedFd> {
     Ok(opts.open(path)?.into())
 }
 
-/// A duplicate of `fd` numbered 900 or above. Descriptors are allocated lowest first, so no
-/// other thread's open() takes such a number back while a test keeps it closed.
+/// A duplicate of `fd` with a number no other call in this process gets, now or later: 900
+/// and above, one more each call. Descriptors are allocated lowest first, so no other
+/// thread's open() takes such a number back while a test keeps it closed, and no other
+/// test's `dup_high` does either (with one shared floor, a test that closed its descriptor
+/// saw a parallel test's file appear under the same number).
 pub fn dup_high(fd: &impl AsRawFd) -> OwnedFd {
+    use std::sync::atomic::{AtomicI32, Ordering};
+    static NEXT: AtomicI32 = AtomicI32::new(900);
+    static RAISE_LIMIT: std::sync::Once = std::sync::Once::new();
+    RAISE_LIMIT.call_once(|| {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write `limit`; raising the soft limit
+        // up to the hard one needs no privilege.
+        unsafe {
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+            limit.rlim_cur = limit.rlim_max.min(1 << 16);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    });
+    let floor = NEXT.fetch_add(1, Ordering::Relaxed);
     // SAFETY: F_DUPFD_CLOEXEC only creates a new descriptor.
-    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 900) };
-    assert!(high >= 900, "fcntl F_DUPFD: {}", std::io::Error::last_os_error());
+    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
+    assert!(
+        high >= floor,
+        "fcntl F_DUPFD {floor}: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: `high` was just created and is owned by nobody else.
     unsafe { OwnedFd::from_raw_fd(high) }
 }

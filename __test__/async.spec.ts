@@ -1,39 +1,19 @@
 // mapAsync, mapFileAsync and persistAsync: the same results and Pmem2Error codes as the
-// synchronous calls, with the work on the libuv pool so the event loop keeps ticking.
-// The timing tests are serial: concurrent tests of this file would stall the loop themselves.
+// synchronous calls, with the work on the libuv pool so the event loop keeps ticking. What
+// runs where is asked of the kernel (strace's thread ids, a FIFO's readers), not timed.
 import test from 'ava'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { execFileSync } from 'node:child_process'
+import { setImmediate as tick } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
 
 import { Config, Granularity, mapAsync, mapFileAsync, Mapping, Pmem2Error, Sharing, Source } from '../index.mjs'
-import { makeFile, MiB, readFromAnotherProcess, tempDir } from './helpers.js'
+import { makeFile, MiB, pageCacheDir, prerequisite, readFromAnotherProcess, runs } from './helpers.js'
 
-const dir = tempDir()
-
-/** Counts event-loop turns (setImmediate) and the longest gap between two of them while `work` runs. */
-async function ticksDuring<T>(work: () => Promise<T>): Promise<{ result: T; ticks: number; maxGap: number; ms: number }> {
-  let ticks = 0
-  let maxGap = 0
-  let last = performance.now()
-  let done = false
-  const spin = () => {
-    const now = performance.now()
-    maxGap = Math.max(maxGap, now - last)
-    last = now
-    ticks++
-    if (!done) setImmediate(spin)
-  }
-  setImmediate(spin)
-  const start = performance.now()
-  try {
-    const result = await work()
-    return { result, ticks, maxGap, ms: performance.now() - start }
-  } finally {
-    done = true
-  }
-}
+// The tests expect PAGE mappings: the page cache (on the real-DAX tier, not the DAX directory).
+const dir = pageCacheDir()
+const index = fileURLToPath(new URL('../index.js', import.meta.url))
 
 test('mapFileAsync resolves to a Mapping like mapFile; options and defaults are the same', async (t) => {
   const file = path.join(dir, 'async-created')
@@ -104,55 +84,115 @@ test('the async forms reject with the same Pmem2Error codes', async (t) => {
   t.throws(() => mapping.persistAsync(-1, 1), { instanceOf: RangeError })
 })
 
-test.serial('persistAsync of 256 MiB of dirty pages: the event loop keeps ticking while msync runs', async (t) => {
-  const size = 256 * MiB
-  const mapping = await mapFileAsync(path.join(dir, 'persist-async'), { size, create: true })
-  const buffer = mapping.buffer
-  buffer.fill(1)
-  const start = performance.now()
-  mapping.persist(0, size)
-  const syncMs = performance.now() - start
-  buffer.fill(2) // dirty every page again
-  const run = await ticksDuring(() => mapping.persistAsync(0, size))
-  t.log(
-    `persist: ${syncMs.toFixed(0)} ms blocking; persistAsync: ${run.ms.toFixed(0)} ms with ${run.ticks} ` +
-      `event-loop turns, longest gap ${run.maxGap.toFixed(1)} ms`,
+const withStrace = prerequisite('the persistAsync strace test', runs('strace', '-V'), 'apt-get install strace')
+  ? test
+  : test.skip
+withStrace('persistAsync makes its msync on a pool thread (persist on the main thread), with the same arguments', (t) => {
+  // strace -f -o: every line starts with the id of the thread that made the call; the main
+  // thread's is the process id. The synchronous persist is the control.
+  const file = makeFile(dir, 'persist-async-thread', MiB)
+  const log = path.join(dir, 'persist-async-thread.strace')
+  const code = `const p = require(${JSON.stringify(index)})
+    const m = p.mapFile(${JSON.stringify(file)})
+    m.buffer.fill(1)
+    m.persist(4096, 8192)
+    m.buffer.fill(2)
+    m.persistAsync(100, 5000).then(() => {
+      process.stdout.write(process.pid + ' ' + m.address.toString(16) + ' ' + m.storeGranularity)
+      m.unmap()
+    })`
+  const out = spawnSync(
+    'strace',
+    ['-f', '-qq', '--seccomp-bpf', '-X', 'raw', '-e', 'trace=msync', '-o', log, process.execPath, '-e', code],
+    { encoding: 'utf8' },
   )
-  t.true(run.ms >= 20, `msync of ${size} dirty bytes took ${run.ms.toFixed(1)} ms: too short to tell anything`)
-  t.true(run.ticks >= 100, `only ${run.ticks} event-loop turns`)
-  t.true(run.maxGap < run.ms / 2, `the loop stalled for ${run.maxGap.toFixed(1)} of ${run.ms.toFixed(1)} ms`)
-  // The data is durable and visible to another process.
-  t.is(readFromAnotherProcess(path.join(dir, 'persist-async'), size - 1, 1)[0], 2)
-  mapping.unmap()
+  t.is(out.status, 0, out.stderr)
+  const [pid, address, granularity] = out.stdout.split(' ')
+  t.is(Number(granularity), Granularity.Page)
+  const base = BigInt('0x' + address)
+  const calls = [...fs.readFileSync(log, 'utf8').matchAll(/^(\d+) +msync\((0x[0-9a-f]+), (\d+), (\w+)\)/gm)].map(
+    (m) => [m[1] === pid ? 'main thread' : 'another thread', Number(BigInt(m[2]) - base), Number(m[3]), m[4]],
+  )
+  t.deepEqual(calls, [
+    ['main thread', 4096, 8192, '0x4'],
+    ['another thread', 0, 5100, '0x4'], // the page-aligned start, the length to the range's end
+  ])
+  t.is(readFromAnotherProcess(file, 5099, 1)[0], 2)
 })
 
-test.serial('mapFileAsync opens the file on the libuv pool: a FIFO that blocks open() does not block the loop', async (t) => {
-  // Opening a FIFO read-only blocks until a writer appears: a writer process shows up after 300 ms.
+test.serial('mapFileAsync opens the file on the libuv pool: the loop runs while a FIFO blocks open()', async (t) => {
+  // open(O_RDONLY) of a FIFO blocks until a writer appears, and a non-blocking open for
+  // writing succeeds only while a reader has it open (ENXIO otherwise). So this thread can
+  // open the writer end only while a pool thread is inside open(): if mapFileAsync opened on
+  // this thread, it would never return and the test would time out.
   const fifo = path.join(dir, 'fifo')
   execFileSync('mkfifo', [fifo])
-  const writer = spawn('sh', ['-c', `sleep 0.3; exec 3>${fifo}; sleep 1`], { stdio: 'ignore' })
-  try {
-    const run = await ticksDuring(() =>
-      mapFileAsync(fifo, { readOnly: true }).then(
-        () => 'mapped',
-        (e: Pmem2Error) => e.code,
-      ),
-    )
-    t.log(`open() waited ${run.ms.toFixed(0)} ms; ${run.ticks} turns, longest gap ${run.maxGap.toFixed(1)} ms`)
-    t.is(run.result, 'PMEM2_E_INVALID_FILE_TYPE', 'a FIFO is not a mappable file')
-    t.true(run.ms >= 250, `resolved after ${run.ms.toFixed(0)} ms, before the writer opened the FIFO`)
-    t.true(run.maxGap < 100, `the loop stalled for ${run.maxGap.toFixed(1)} ms`)
-  } finally {
-    writer.kill()
+  let settled = false
+  const pending = mapFileAsync(fifo, { readOnly: true }).then(
+    () => 'mapped',
+    (e: Pmem2Error) => e.code,
+  )
+  void pending.finally(() => (settled = true))
+  let writer: number | undefined
+  let turns = 0
+  while (writer === undefined && !settled) {
+    try {
+      writer = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)
+    } catch (e) {
+      t.is((e as NodeJS.ErrnoException).code, 'ENXIO') // no reader yet: the pool thread has not reached open()
+      turns++
+      await tick()
+    }
   }
+  t.not(writer, undefined, 'mapFileAsync settled before a reader had the FIFO open')
+  t.false(settled, 'mapFileAsync settled while its open() should have been waiting for this writer')
+  t.log(`the writer end opened after ${turns} event-loop turns`)
+  t.is(await pending, 'PMEM2_E_INVALID_FILE_TYPE', 'a FIFO is not a mappable file')
+  fs.closeSync(writer!)
 })
 
-// Every method borrows the Mapping shared, so none is refused while a task holds it.
-test('buffer, view and unmap work while a persistAsync is pending', async (t) => {
-  const mapping = await mapFileAsync(makeFile(dir, 'pending', 4 * MiB))
-  const pending = mapping.persistAsync(0, 4 * MiB)
-  t.notThrows(() => mapping.view(0, 16))
-  t.notThrows(() => mapping.buffer)
-  t.notThrows(() => mapping.unmap())
-  await pending.catch(() => {})
+// unmap() while a persistAsync is queued: made deterministic in a child with a single pool
+// thread, held in open() of a FIFO by a mapFileAsync queued first, so the persist cannot start
+// before unmap(); it then rejects with PMEM2_E_MAPPING_NOT_FOUND. One that settles before
+// unmap() resolves.
+test('persistAsync queued before unmap() rejects with PMEM2_E_MAPPING_NOT_FOUND; settled before, it resolves', (t) => {
+  const file = makeFile(dir, 'pending', 4 * MiB)
+  const fifo = path.join(dir, 'pending-fifo')
+  execFileSync('mkfifo', [fifo])
+  const code = `const fs = require('fs')
+    const p = require(${JSON.stringify(index)})
+    const report = {}
+    ;(async () => {
+      const done = await p.mapFileAsync(${JSON.stringify(file)})
+      await done.persistAsync(0, 4 * ${MiB})
+      report.settledBefore = 'resolved'
+      done.unmap()
+      const m = p.mapFile(${JSON.stringify(file)})
+      const buffer = m.buffer
+      const blocker = p.mapFileAsync(${JSON.stringify(fifo)}, { readOnly: true }).catch((e) => e.code)
+      const pending = m.persistAsync(0, 4 * ${MiB}).then(() => 'resolved', (e) => (e instanceof p.Pmem2Error) + ':' + e.code)
+      report.view = m.view(0, 16).length
+      m.unmap()
+      report.detached = buffer.length
+      let writer
+      while (writer === undefined) {
+        try { writer = fs.openSync(${JSON.stringify(fifo)}, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK) }
+        catch { await new Promise(setImmediate) }
+      }
+      report.blocker = await blocker
+      report.queued = await pending
+      fs.closeSync(writer)
+      process.stdout.write(JSON.stringify(report))
+    })()`
+  const out = execFileSync(process.execPath, ['-e', code], {
+    env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
+    encoding: 'utf8',
+  })
+  t.deepEqual(JSON.parse(out), {
+    settledBefore: 'resolved',
+    view: 16,
+    detached: 0,
+    blocker: 'PMEM2_E_INVALID_FILE_TYPE',
+    queued: 'true:PMEM2_E_MAPPING_NOT_FOUND',
+  })
 })

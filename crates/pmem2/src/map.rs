@@ -632,3 +632,20 @@ fn mmap_error(errno: i32, form: Form) -> Error {
         _ => Error::os(errno, "mmap"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2 MiB below 2 GiB, 1 GiB from 2 GiB (libpmem2's `get_map_alignment`), never less than
+    /// the source's alignment. (The kernel's placement, not this value, is what tests of real
+    /// mappings see, and a 2 MiB request may land 1 GiB aligned by luck.)
+    #[test]
+    fn placement_alignment_follows_libpmem2() {
+        assert_eq!(placement_alignment(4096, 4096), 2 * MIB);
+        assert_eq!(placement_alignment(GIB + 4096, 4096), 2 * MIB);
+        assert_eq!(placement_alignment(2 * GIB - 4096, 4096), 2 * MIB);
+        assert_eq!(placement_alignment(2 * GIB, 4096), GIB);
+        assert_eq!(placement_alignment(4096, 4 * MIB), 4 * MIB);
+    }
+}

@@ -127,3 +127,13 @@ fn errors_say_what_was_wrong() {
     let io: std::io::Error = err.into();
     assert_eq!(io.kind(), std::io::ErrorKind::Other);
 }
+
+/// The seed form's fd reads back as set (the binding maps a read-only file's private alias
+/// from it), and as unset before.
+#[test]
+fn fd_reads_back_as_set() {
+    let mut config = Config::new();
+    assert_eq!(config.fd(), None);
+    config.set_fd(7);
+    assert_eq!(config.fd(), Some(7));
+}

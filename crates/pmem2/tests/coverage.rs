@@ -263,6 +263,7 @@ fn check_copy(map: &Mapping, what: &str, dest: usize, len: usize, flags: MemFlag
             );
         }
     }
+    check_wc_barriers(&what, events);
     let last_store = events
         .iter()
         .rposition(|e| matches!(e, Event::Flush { .. } | Event::Stream { .. }));
@@ -291,6 +292,52 @@ fn check_copy(map: &Mapping, what: &str, dest: usize, len: usize, flags: MemFlag
             !events.contains(&Event::Fence),
             "{what}: NODRAIN temporal copy fenced: {events:?}"
         );
+    } else if g == Granularity::Byte && !streamed.is_empty() {
+        // No drain follows and nothing is flushed: the copy fences its own non-temporal
+        // stores (libpmem2's barrier_after_ntstores in the eADR variants).
+        let last_stream = events.iter().rposition(|e| matches!(e, Event::Stream { .. }));
+        assert!(
+            fence_after(last_stream).is_some(),
+            "{what}: non-temporal stores without a fence: {events:?}"
+        );
+    }
+}
+
+/// The write-combining workaround (SSE2 and AVX loops, `PMEM_WC_WORKAROUND=1` or an Intel
+/// CPU): a fence after every 768 streamed bytes (12 lines, libpmem2's `PERF_BARRIER_SIZE`)
+/// while more follow; otherwise no fence between two non-temporal stores.
+fn check_wc_barriers(what: &str, events: &[Event]) {
+    let cpu = persist::cpu();
+    let wc = cpu.wc_workaround() && matches!(cpu.copy_isa(), CopyIsa::Avx | CopyIsa::Sse2);
+    let (Some(first), Some(last)) = (
+        events.iter().position(|e| matches!(e, Event::Stream { .. })),
+        events.iter().rposition(|e| matches!(e, Event::Stream { .. })),
+    ) else {
+        return;
+    };
+    let mut since = 0;
+    let mut total = 0;
+    let mut barriers = 0;
+    for e in &events[first..=last] {
+        match *e {
+            Event::Stream { len, .. } => {
+                since += len;
+                total += len;
+            }
+            Event::Fence => {
+                assert!(wc, "{what}: a fence between non-temporal stores: {events:?}");
+                assert!(
+                    since >= 12 * LINE,
+                    "{what}: a write-combining barrier after {since} bytes: {events:?}"
+                );
+                barriers += 1;
+                since = 0;
+            }
+            _ => {}
+        }
+    }
+    if wc && total >= 4 * 12 * LINE {
+        assert!(barriers > 0, "{what}: {total} bytes streamed without a barrier");
     }
 }
 

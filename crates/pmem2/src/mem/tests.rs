@@ -72,6 +72,36 @@ fn impls(all_flushers: bool) -> Vec<Impl> {
     out
 }
 
+/// The matrix runs the variants of every feature /proc/cpuinfo lists, which the detection
+/// under test does not read: a detection that lost a feature would otherwise test less,
+/// silently.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn impls_cover_every_feature_proc_cpuinfo_lists() {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo");
+    let flags: Vec<&str> = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .and_then(|l| l.split(':').nth(1))
+        .expect("a flags line")
+        .split_whitespace()
+        .collect();
+    let names: Vec<String> = impls(true).into_iter().map(|i| i.name).collect();
+    for (flag, name) in [
+        ("avx", "avx movnt Flush(Clflush)"),
+        ("avx512f", "avx512f movnt Flush(Clflush)"),
+        ("clwb", "sse2 movnt Flush(Clwb)"),
+        ("clflushopt", "sse2 movnt Flush(Clflushopt)"),
+    ] {
+        if flags.contains(&flag) {
+            assert!(
+                names.iter().any(|n| n == name),
+                "{flag} listed, {name} not tested: {names:?}"
+            );
+        }
+    }
+}
+
 /// `pages` read-write pages between two PROT_NONE guard pages, with a shadow copy of what
 /// the pages should hold. Each check refills and compares only a window around the
 /// destination; [`Guarded::verify_all`] compares everything, so a stray store anywhere is

@@ -46,16 +46,28 @@ fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
 pub(super) fn features() -> CpuFeatures {
     let leaf0 = cpuid(0, 0);
     let max_leaf = leaf0.eax;
-    let genuine_intel = (leaf0.ebx, leaf0.edx, leaf0.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e);
     let leaf1_ecx = if max_leaf >= 1 { cpuid(1, 0).ecx } else { 0 };
-    let (leaf7_ebx, leaf7_ecx) = if max_leaf >= 7 {
+    let leaf7 = if max_leaf >= 7 {
         let r = cpuid(7, 0);
         (r.ebx, r.ecx)
     } else {
         (0, 0)
     };
+    decode(leaf0, leaf1_ecx, leaf7, xgetbv0)
+}
+
+/// The features in CPUID leaf 0 (vendor), leaf 1's ECX and leaf 7's EBX and ECX; `xcr0`
+/// is read only when OSXSAVE says XGETBV exists. Separate from the instructions so that
+/// tests can give it CPUs this one is not.
+fn decode(
+    leaf0: CpuidResult,
+    leaf1_ecx: u32,
+    (leaf7_ebx, leaf7_ecx): (u32, u32),
+    xcr0: impl FnOnce() -> u64,
+) -> CpuFeatures {
+    let genuine_intel = (leaf0.ebx, leaf0.edx, leaf0.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e);
     let osxsave = leaf1_ecx & (1 << 27) != 0;
-    let xcr0 = if osxsave { xgetbv0() } else { 0 };
+    let xcr0 = if osxsave { xcr0() } else { 0 };
     CpuFeatures {
         clflushopt: leaf7_ebx & (1 << 23) != 0,
         clwb: leaf7_ebx & (1 << 24) != 0,
@@ -137,6 +149,50 @@ pub(super) fn store_fence() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each feature from its own bit only (this CPU, having them all, cannot tell).
+    #[test]
+    fn decode_reads_each_feature_from_its_bit() {
+        let intel = CpuidResult {
+            eax: 7,
+            ebx: 0x756e_6547,
+            ecx: 0x6c65_746e,
+            edx: 0x4965_6e69,
+        };
+        let amd = CpuidResult {
+            eax: 7,
+            ebx: 0x6874_7541,
+            ecx: 0x444d_4163,
+            edx: 0x6974_6e65,
+        };
+        let no_xgetbv = || -> u64 { panic!("XGETBV read without OSXSAVE") };
+        let none = decode(intel, 0, (0, 0), no_xgetbv);
+        assert!(none.genuine_intel);
+        assert!(!decode(amd, 0, (0, 0), no_xgetbv).genuine_intel);
+        let flags = |f: CpuFeatures| (f.clflushopt, f.clwb, f.avx, f.avx512f, f.movdir64b);
+        assert_eq!(flags(none), (false, false, false, false, false));
+        assert_eq!(
+            flags(decode(intel, 0, (1 << 23, 0), no_xgetbv)),
+            (true, false, false, false, false)
+        );
+        assert_eq!(
+            flags(decode(intel, 0, (1 << 24, 0), no_xgetbv)),
+            (false, true, false, false, false)
+        );
+        assert_eq!(
+            flags(decode(intel, 0, (0, 1 << 28), no_xgetbv)),
+            (false, false, false, false, true)
+        );
+        let osxsave = 1 << 27;
+        let all_state = || 0xe7;
+        let avx = decode(intel, osxsave | 1 << 28, (0, 0), all_state);
+        assert_eq!(flags(avx), (false, false, true, false, false));
+        let avx512 = decode(intel, osxsave, (1 << 16, 0), all_state);
+        assert_eq!(flags(avx512), (false, false, false, true, false));
+        // The bits without OSXSAVE: the OS does not save the registers.
+        let no_os = decode(intel, 1 << 28, (1 << 16, 0), no_xgetbv);
+        assert_eq!(flags(no_os), (false, false, false, false, false));
+    }
 
     #[test]
     fn xgetbv_gates_avx_and_avx512() {

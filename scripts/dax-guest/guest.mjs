@@ -203,7 +203,9 @@ process.on('exit', () => {
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(128 + os.constants.signals[signal]))
 
 /** The guest kernel's command line: the job, and no crypto self-tests (a second of TCG time). */
-const append = (job) => `console=ttyS0 rdinit=/init loglevel=4 panic=-1 cryptomgr.notests daxjob=${job}`
+// daxroot: the checkout, which init binds back if the guest's own /tmp, /run or /mnt hides it.
+const append = (job) =>
+  `console=ttyS0 rdinit=/init loglevel=4 panic=-1 cryptomgr.notests daxjob=${job} daxroot=${ROOT}`
 
 /** Everything a boot needs from the host, prepared once per process. */
 let prepared

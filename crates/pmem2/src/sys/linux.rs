@@ -130,6 +130,12 @@ pub struct MapRequest {
 /// `MAP_FIXED_NOREPLACE`, which fails with EEXIST instead of replacing anything; if another
 /// thread took the hole meanwhile, it looks for a new one.
 ///
+/// The MAP_SYNC attempt passes the hole as a plain hint instead: Linux 6.1 (the real-DAX
+/// tier's guest kernel) refuses `MAP_FIXED_NOREPLACE` under `MAP_SHARED_VALIDATE` with
+/// EOPNOTSUPP, the same answer as for a file without DAX, so MAP_SYNC would never be granted.
+/// Without any `MAP_FIXED` flag the kernel never replaces a mapping either; a result away from
+/// the hole is released and the search goes on.
+///
 /// pmem2's own mapping threads take turns (a process-wide lock): two threads searching at
 /// once would find the same hole and could keep taking it from each other with their
 /// temporary reservations. The kernel serialises mmap calls anyway, so nothing is lost.
@@ -142,9 +148,9 @@ pub fn map_aligned(req: &MapRequest) -> std::result::Result<(NonNull<u8>, bool),
     let mut try_sync = !req.private;
     for _ in 0..PLACEMENT_ATTEMPTS {
         let hole = find_aligned_hole(req.len, req.align)?;
-        let place = |flags: libc::c_int| place_at(hole, req.len, req.prot, flags | kind, fd, offset, req.align);
+        let place = |flags: libc::c_int, how| place_at(hole, req, flags | kind, how, fd, offset);
         if try_sync {
-            match place(libc::MAP_SHARED_VALIDATE | libc::MAP_SYNC) {
+            match place(libc::MAP_SHARED_VALIDATE | libc::MAP_SYNC, Placement::Hint) {
                 Ok(addr) => return Ok((addr, true)),
                 // EOPNOTSUPP: not DAX (page cache, tmpfs); EINVAL: anonymous memory, or a
                 // kernel before 4.15. Nothing was mapped; the hole is still free.
@@ -158,7 +164,7 @@ pub fn map_aligned(req: &MapRequest) -> std::result::Result<(NonNull<u8>, bool),
         } else {
             libc::MAP_SHARED
         };
-        match place(sharing) {
+        match place(sharing, Placement::NoReplace) {
             Ok(addr) => return Ok((addr, false)),
             Err(libc::EEXIST) => continue,
             Err(errno) => return Err(errno),
@@ -191,34 +197,40 @@ fn find_aligned_hole(len: usize, align: usize) -> std::result::Result<usize, i32
     Ok((raw as usize + align - 1) & !(align - 1))
 }
 
+/// How [`place_at`] asks for the hole.
+#[derive(Clone, Copy)]
+enum Placement {
+    /// `MAP_FIXED_NOREPLACE`: EEXIST if anything overlaps the hole.
+    NoReplace,
+    /// The hole as a plain hint: the kernel maps elsewhere if anything overlaps it.
+    Hint,
+}
+
 /// One mmap into `hole` that replaces nothing. Returns EEXIST when the hole is taken.
 fn place_at(
     hole: usize,
-    len: usize,
-    prot: libc::c_int,
+    req: &MapRequest,
     flags: libc::c_int,
+    how: Placement,
     fd: RawFd,
     offset: libc::off_t,
-    align: usize,
 ) -> std::result::Result<NonNull<u8>, i32> {
-    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping: if anything overlaps
-    // [hole, hole+len) the call fails with EEXIST and changes nothing.
-    let got = unsafe {
-        libc::mmap(
-            hole as *mut libc::c_void,
-            len,
-            prot,
-            flags | libc::MAP_FIXED_NOREPLACE,
-            fd,
-            offset,
-        )
+    let (len, align) = (req.len, req.align);
+    let flags = match how {
+        Placement::NoReplace => flags | libc::MAP_FIXED_NOREPLACE,
+        Placement::Hint => flags,
     };
+    // SAFETY: neither a hint nor MAP_FIXED_NOREPLACE ever replaces an existing mapping: with
+    // the hint the kernel maps elsewhere if anything overlaps [hole, hole+len), with
+    // MAP_FIXED_NOREPLACE the call fails with EEXIST and changes nothing.
+    let got = unsafe { libc::mmap(hole as *mut libc::c_void, len, req.prot, flags, fd, offset) };
     if got == libc::MAP_FAILED {
         return Err(last_errno());
     }
     if got as usize != hole && !(got as usize).is_multiple_of(align) {
-        // A kernel before 4.17 treats MAP_FIXED_NOREPLACE as a hint and may place the
-        // mapping elsewhere; an unaligned result is released and the search goes on.
+        // A hint the kernel could not honour, or a kernel before 4.17 (which treats
+        // MAP_FIXED_NOREPLACE as a hint), may place the mapping elsewhere; an unaligned
+        // result is released and the search goes on.
         // SAFETY: `got` is the mapping this call just created; nothing else refers to it.
         unsafe { libc::munmap(got, len) };
         return Err(libc::EEXIST);

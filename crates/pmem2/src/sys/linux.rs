@@ -173,11 +173,19 @@ pub fn map_aligned(req: &MapRequest) -> std::result::Result<(NonNull<u8>, bool),
     Err(libc::EEXIST)
 }
 
-/// A free range of `len` bytes aligned to `align`, found by reserving `len + align` bytes
+/// A free range of `len` bytes aligned to `align`, found by reserving `len + 2 * align` bytes
 /// and releasing them at once. Nothing keeps it free: the caller maps into it with
-/// `MAP_FIXED_NOREPLACE` and retries if another thread was faster.
+/// `MAP_FIXED_NOREPLACE` or a hint and retries if another thread was faster.
+///
+/// The range stays free for `align` bytes past its end too: a DAX file honours a hint only if
+/// the hint has room for the mapping plus one huge page (the kernel's
+/// `thp_get_unmapped_area` pads the length by 2 MiB to align file offsets to huge pages), and
+/// `align` is at least 2 MiB.
 fn find_aligned_hole(len: usize, align: usize) -> std::result::Result<usize, i32> {
-    let total = len.checked_add(align).ok_or(libc::ENOMEM)?;
+    let total = align
+        .checked_mul(2)
+        .and_then(|pad| len.checked_add(pad))
+        .ok_or(libc::ENOMEM)?;
     // SAFETY: a fresh anonymous mapping at a kernel-chosen address touches no existing memory.
     let raw = unsafe {
         libc::mmap(

@@ -836,7 +836,7 @@ fn pmem2_agrees_with_libpmem2_on_every_scenario() {
         let s = scenarios.iter().find(|s| s.id == id).unwrap();
         let got = run_pmem2(s);
         assert!(
-            got.ends_with(&format!(" gran={}", gran_name(real))),
+            got.contains(&format!(" gran={} ", gran_name(real))) && got.contains(" sync=1 "),
             "not on real DAX: {got}"
         );
     }

@@ -648,4 +648,21 @@ mod tests {
         assert_eq!(placement_alignment(2 * GIB, 4096), GIB);
         assert_eq!(placement_alignment(4096, 4 * MIB), 4 * MIB);
     }
+
+    /// libpmem2's `pmem2_map_new` turns mmap's EACCES into `PMEM2_E_NO_ACCESS` (API 1.0's
+    /// `pmem2_map` keeps `-EACCES`), ENOTSUP into `PMEM2_E_NOSUPP`, EEXIST into
+    /// `PMEM2_E_MAPPING_EXISTS`, anything else into `-errno`. `map_aligned` retries EEXIST and
+    /// EOPNOTSUPP itself, so no real mapping reaches those two arms.
+    #[test]
+    fn mmap_errors_follow_libpmem2() {
+        let code = |errno, form| mmap_error(errno, form).code();
+        assert_eq!(code(libc::EACCES, Form::Modern), -100032);
+        assert_eq!(code(libc::EACCES, Form::Seed), -libc::EACCES);
+        for form in [Form::Modern, Form::Seed] {
+            assert_eq!(code(libc::EOPNOTSUPP, form), -100001);
+            assert_eq!(code(libc::EEXIST, form), -100007);
+            assert_eq!(code(libc::ENOMEM, form), -libc::ENOMEM);
+            assert_eq!(code(libc::EBADF, form), -libc::EBADF);
+        }
+    }
 }

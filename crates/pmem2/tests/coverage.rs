@@ -411,11 +411,6 @@ fn cache_line_case(name: &str, env: &[(&str, &str)], check: impl Fn()) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-fn leaf7_ebx(bit: u32) -> bool {
-    common::cpuid_leaf7().ebx & (1 << bit) != 0
-}
-
 #[test]
 fn cache_line_persist_and_copies_cover_exactly_their_lines() {
     cache_line_case("cache_line_persist_and_copies_cover_exactly_their_lines", &[], || {
@@ -464,7 +459,7 @@ fn inaccessible_cache_line_mappings_only_fence() {
 #[cfg(target_arch = "x86_64")]
 fn cache_line_coverage_without_clwb() {
     cache_line_case("cache_line_coverage_without_clwb", &[("PMEM_NO_CLWB", "1")], || {
-        let want = if leaf7_ebx(23) {
+        let want = if common::leaf7_ebx(23) {
             FlushInstruction::Clflushopt
         } else {
             FlushInstruction::Clflush

@@ -146,17 +146,12 @@ fn flush_case(name: &str, env: &[(&str, &str)], want: FlushInstruction) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-fn cpu_has(leaf7_ebx_bit: u32) -> bool {
-    common::cpuid_leaf7().ebx & (1 << leaf7_ebx_bit) != 0
-}
-
 /// What libpmem2 picks on this CPU: CLWB (if allowed), else CLFLUSHOPT, else CLFLUSH.
 #[cfg(target_arch = "x86_64")]
 fn best_flush(clwb_allowed: bool) -> FlushInstruction {
-    if clwb_allowed && cpu_has(24) {
+    if clwb_allowed && common::leaf7_ebx(24) {
         FlushInstruction::Clwb
-    } else if cpu_has(23) {
+    } else if common::leaf7_ebx(23) {
         FlushInstruction::Clflushopt
     } else {
         FlushInstruction::Clflush

@@ -365,3 +365,9 @@ pub fn cpuid_leaf7() -> std::arch::x86_64::CpuidResult {
     // SAFETY: CPUID is baseline on x86_64 and never faults.
     unsafe { std::arch::x86_64::__cpuid_count(7, 0) }
 }
+
+/// Whether bit `bit` of CPUID leaf 7's EBX is set (23: CLFLUSHOPT, 24: CLWB).
+#[cfg(target_arch = "x86_64")]
+pub fn leaf7_ebx(bit: u32) -> bool {
+    cpuid_leaf7().ebx & (1 << bit) != 0
+}
